@@ -1,0 +1,60 @@
+"""Input validation shared by the public math functions.
+
+Every check raises ``ValueError`` (never ``assert``, which ``python -O`` removes) with the
+argument's name, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
+    """Check that ``z`` is a finite floating tensor of shape (batch, dim) with batch >= 2."""
+    if not isinstance(z, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of shape (batch, dim), got {type(z).__name__}")
+    if z.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D tensor of shape (batch, dim), got {z.ndim}-D with shape {tuple(z.shape)}"
+        )
+    if not z.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point dtype, got {z.dtype}")
+    if z.shape[0] < min_batch:
+        raise ValueError(f"{name}: expected a batch of at least {min_batch} rows, got {z.shape[0]}")
+    if z.shape[1] < 1:
+        raise ValueError(f"{name}: expected at least 1 dimension, got shape {tuple(z.shape)}")
+    if not bool(torch.isfinite(z).all()):
+        bad = int((~torch.isfinite(z)).sum())
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
+    return z
+
+
+def check_pair(z1: object, z2: object, names: tuple[str, str] = ("z1", "z2")) -> None:
+    """Check two embedding batches and that their shapes match."""
+    check_embeddings(z1, names[0])
+    check_embeddings(z2, names[1])
+    if z1.shape != z2.shape:  # type: ignore[union-attr]
+        raise ValueError(
+            f"{names[1]}: expected the same shape as {names[0]} {tuple(z1.shape)}, "  # type: ignore[union-attr]
+            f"got {tuple(z2.shape)}"  # type: ignore[union-attr]
+        )
+
+
+def check_positive(value: object, name: str) -> float:
+    """Check that a hyper-parameter is a finite number > 0 and return it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a positive number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value: object, name: str) -> float:
+    """Check that a hyper-parameter is a finite number >= 0 and return it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)

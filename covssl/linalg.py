@@ -1,0 +1,114 @@
+"""Numerically careful linear algebra shared by the objectives and diagnostics.
+
+Two facts make covariance regularizers cheap when the batch is smaller than the embedding:
+
+* Sylvester's determinant identity: logdet(I_d + a Z^T Z) = logdet(I_B + a Z Z^T);
+* the Frobenius norm of a cross-Gram matrix: ||A^T B||_F^2 = <A A^T, B B^T>_F.
+
+Both turn an O(B d^2 + d^3) computation on a d x d matrix into an O(B^2 d) one on a B x B
+matrix. ``path="auto"`` picks the cheaper side; ``"feature"`` (d x d) and ``"sample"`` (B x B)
+force one, for tests and benchmarks.
+
+Log-determinants always run in float32 or higher with autocast disabled: in bf16/fp16 a
+Cholesky factorization of a 512 x 512 matrix loses most of its digits.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Path = Literal["auto", "feature", "sample"]
+_PATHS = ("auto", "feature", "sample")
+
+
+def _check_path(path: str) -> None:
+    if path not in _PATHS:
+        raise ValueError(f"path: expected one of {_PATHS}, got {path!r}")
+
+
+def use_sample_side(batch: int, dim: int, path: Path = "auto") -> bool:
+    """True when the B x B ("sample") computation should be used instead of the d x d one."""
+    _check_path(path)
+    if path == "auto":
+        return batch < dim
+    return path == "sample"
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Upcast half-precision tensors (fp16, bf16) to float32; leave float32/float64 alone."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
+
+
+def center(z: torch.Tensor) -> torch.Tensor:
+    """Subtract the batch mean from each column of z (batch, dim)."""
+    return z - z.mean(dim=0, keepdim=True)
+
+
+def covariance(z: torch.Tensor) -> torch.Tensor:
+    """Unbiased batch covariance C = (Z - mean)^T (Z - mean) / (B - 1), shape (dim, dim)."""
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"z: expected shape (batch >= 2, dim), got {tuple(z.shape)}")
+    zc = center(z)
+    return zc.T @ zc / (z.shape[0] - 1)  # (d, B) @ (B, d) -> (d, d)
+
+
+def logdet_spd(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
+    """log det of a symmetric positive-definite matrix via Cholesky, in float32 or higher.
+
+    Raises ValueError (never returns NaN) when the matrix is not numerically positive definite.
+    """
+    device_type = matrix.device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        m = at_least_float32(matrix)
+        factor, info = torch.linalg.cholesky_ex(m)
+        if bool((info != 0).any()):
+            raise ValueError(
+                f"{name}: expected a symmetric positive-definite matrix, but the Cholesky "
+                f"factorization failed at leading minor {int(info.max())} (dtype {m.dtype}, "
+                f"shape {tuple(m.shape)}); the embeddings are probably too large or not finite"
+            )
+        return 2.0 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
+
+
+def logdet_identity_plus_gram(z: torch.Tensor, alpha: float, path: Path = "auto") -> torch.Tensor:
+    """logdet(I + alpha * Z^T Z) for z (batch, dim), on the cheaper side by Sylvester's identity.
+
+    feature side: logdet(I_d + alpha Z^T Z)   -- O(B d^2 + d^3)
+    sample side:  logdet(I_B + alpha Z Z^T)   -- O(B^2 d + B^3)
+    """
+    batch, dim = z.shape
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z = at_least_float32(z)
+        if use_sample_side(batch, dim, path):
+            gram = z @ z.T  # (B, d) @ (d, B) -> (B, B)
+        else:
+            gram = z.T @ z  # (d, B) @ (B, d) -> (d, d)
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        return logdet_spd(eye + alpha * gram, name="I + alpha * Gram")
+
+
+def cross_gram_frobenius_sq(a: torch.Tensor, b: torch.Tensor, path: Path = "auto") -> torch.Tensor:
+    """||A^T B||_F^2 for a, b (batch, dim), on the cheaper side.
+
+    feature side: sum((A^T B)^2)                 -- a d x d matrix
+    sample side:  <A A^T, B B^T>_F               -- two B x B matrices
+    """
+    batch, dim = a.shape
+    if use_sample_side(batch, dim, path):
+        gram_a = a @ a.T  # (B, d) @ (d, B) -> (B, B)
+        gram_b = gram_a if b is a else b @ b.T  # (B, B)
+        return (gram_a * gram_b).sum()
+    return (a.T @ b).pow(2).sum()  # (d, B) @ (B, d) -> (d, d)
+
+
+def offdiagonal_sq_sum(a: torch.Tensor, b: torch.Tensor, scale: float, path: Path = "auto") -> torch.Tensor:
+    """sum_{i != j} C_ij^2 for C = scale * A^T B, without forming C when B < d.
+
+    Uses sum_{i != j} C_ij^2 = ||C||_F^2 - sum_i C_ii^2 with C_ii = scale * sum_b a_bi b_bi.
+    """
+    diagonal = scale * (a * b).sum(dim=0)  # (d,)
+    return scale**2 * cross_gram_frobenius_sq(a, b, path) - diagonal.pow(2).sum()
