@@ -1,0 +1,120 @@
+"""The command line: ``covssl train | eval | methods | export``.
+
+    covssl train                                   # offline default: digits, a few minutes on a CPU
+    covssl train -c cifar10/vicreg data.root=../shared/data/cifar10-jpeg.tar.gz train.epochs=20
+    torchrun --nproc_per_node=2 -m covssl train -c cifar10/vicreg ...
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Covariance-regularized self-supervised learning.")
+console = Console()
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.key=value overrides, e.g. optim.lr=0.1"),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML file or shipped config (cifar10/vicreg)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in train.out_dir from its last checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in train.out_dir"),
+) -> None:
+    """Train an encoder; ends by printing kNN accuracy next to random init and raw pixels."""
+    from covssl.config import load_config
+    from covssl.distributed import is_main_process
+    from covssl.train import train as run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        resolved = load_config(config, overrides or [])
+        result = run_training(resolved, resume=resume, overwrite=overwrite)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    if not is_main_process():
+        return
+    table = Table(title=f"kNN top-1 (k={resolved.eval.knn_k}, T={resolved.eval.knn_temperature}) — {resolved.data.dataset}")
+    table.add_column("encoder")
+    table.add_column("accuracy", justify="right")
+    labels = {"trained": f"{resolved.method.name} (trained, {result.step} steps)", "random_init": "random init", "raw_pixels": "raw pixels"}
+    for key, label in labels.items():
+        if key in result.knn:
+            table.add_row(label, f"{100 * result.knn[key]:.2f}%")
+    if result.linear_probe is not None:
+        table.add_row("linear probe (trained)", f"{100 * result.linear_probe:.2f}%")
+    console.print(table)
+    console.print(f"run folder: {result.run_dir}  ({result.images_per_second:.0f} images/s)")
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Argument(..., help="run folder or checkpoint file"),
+    linear: bool = typer.Option(False, "--linear", help="also train a linear probe"),
+) -> None:
+    """kNN (and linear-probe) accuracy of a trained checkpoint."""
+    import torch
+
+    from covssl.augment import EvalTransform
+    from covssl.train.data import load_splits
+    from covssl.train.evaluation import KnnEvaluator
+    from covssl.train.restore import load_run
+
+    try:
+        config, model, step = load_run(run)
+        splits = load_splits(config.data, config.train.seed)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    evaluator = KnnEvaluator(splits, EvalTransform(config.augment), torch.device("cpu"), config.eval)
+    console.print(f"step {step}: kNN top-1 {100 * evaluator.knn(model.backbone):.2f}%")
+    if linear:
+        console.print(f"linear probe top-1 {100 * evaluator.linear_probe(model.backbone, config.eval.linear_epochs):.2f}%")
+
+
+@app.command()
+def methods() -> None:
+    """List the methods with their objective (formula) and defaults."""
+    from covssl.methods import METHODS
+    from covssl.objectives import Objective, get_term
+
+    table = Table(title="covssl methods (L = L_align + sum_k lambda_k Omega_k)")
+    for column in ("method", "objective spec", "terms", "paper"):
+        table.add_column(column, overflow="fold")
+    for name in sorted(METHODS):
+        method = METHODS[name]
+        objective = Objective.from_spec(method.objective)
+        formulas = "\n".join(f"{t.name}: {get_term(t.name).formula}" for t in objective.term_specs)
+        table.add_row(name, method.objective, formulas, method.paper)
+    console.print(table)
+    console.print("Compose your own: covssl train method.objective='mse:25 + coding_rate(eps=0.5):1'")
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="run folder or checkpoint file"),
+    out: Path = typer.Argument(..., help="output folder for backbone.safetensors + backbone.json"),
+) -> None:
+    """Export the trained backbone as safetensors + JSON (loadable with covssl.export.load_backbone)."""
+    from covssl.export import export_backbone
+    from covssl.train.restore import load_run
+
+    try:
+        config, model, _ = load_run(run)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    kwargs = {"width": config.model.width, "cifar_stem": config.model.cifar_stem}
+    folder = export_backbone(model.backbone, config.model.backbone, kwargs, out)
+    console.print(f"exported {config.model.backbone} to {folder}")

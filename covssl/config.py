@@ -1,0 +1,198 @@
+"""Typed run configuration: one dataclass per concern, every default with a comment.
+
+Layers, later ones win: the dataclass defaults -> the method's defaults (its registry entry)
+-> a YAML file -> ``key=value`` overrides from the command line. OmegaConf checks types and
+rejects unknown keys at every layer; :func:`validate` then checks values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from covssl.augment import AugmentConfig
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"  # digits (offline default) | cifar10 | cifar100 | imagefolder
+    root: Optional[str] = None  # folder of cifar10/cifar100/imagefolder data
+    download: bool = False  # fetch CIFAR's official archive when missing (needs internet)
+    cache_dir: Optional[str] = None  # decoded-image cache; default $COVSSL_CACHE or ~/.cache/covssl
+    max_train_images: Optional[int] = None  # train on a seeded subset (quick runs, tests)
+    max_eval_images: Optional[int] = None  # evaluate on a seeded subset of the test split
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"  # any name of covssl.models.list_backbones(), or timm:<name>
+    width: float = 0.25  # channel multiplier (1.0 = the paper's ResNet); 0.25 runs on a CPU
+    cifar_stem: bool = True  # 3x3 stride-1 stem, no max-pool (small images)
+    projector_hidden: list[int] = field(default_factory=lambda: [512, 512])  # Linear-BN-ReLU widths
+    projector_out: int = 512  # embedding dimension d
+    projector_last_bn: bool = False  # BN on the output (SimSiam)
+    predictor_hidden: int = 0  # >0 adds a SimSiam/BYOL predictor with this bottleneck width
+    ema_momentum: Optional[float] = None  # BYOL-style EMA target (base momentum, cosine to 1)
+    sync_batchnorm: bool = True  # under torch.distributed: projector/backbone BN over the global batch
+
+
+@dataclass
+class MethodConfig:
+    name: str = "vicreg"  # a name of `covssl methods`
+    objective: Optional[str] = None  # spec string replacing the method's objective, e.g. "mse:25 + coding_rate:1"
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "lars"  # sgd | lars | adamw
+    lr: float = 0.3  # base learning rate for a batch of `lr_reference_batch` images
+    lr_scaling: str = "linear"  # linear | sqrt | none: lr = base * scale(global_batch / reference)
+    lr_reference_batch: int = 256  # the papers' convention
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD/LARS momentum
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW
+    lars_eta: float = 0.02  # LARS trust coefficient (VICReg/Barlow use 0.02 with exclusion)
+    exclude_bias_and_norm: bool = True  # no weight decay / LARS adaptation on biases and norms
+    warmup_epochs: float = 10.0  # linear warm-up, then cosine decay
+    final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
+    grad_clip: Optional[float] = None  # clip the global gradient norm
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 256  # global batch (split across ranks under torch.distributed)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    out_dir: str = "runs/default"  # the run folder
+    log_every: int = 10  # steps between per-step CSV rows
+    knn_every: int = 0  # epochs between kNN evaluations (0: only at the end)
+    keep_checkpoints: int = 2  # how many epoch checkpoints to keep
+    on_nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss or gradient does
+    max_steps: Optional[int] = None  # stop after this many steps (tests, smoke runs)
+    progress: bool = True  # progress bar on the terminal
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 200  # neighbours (Wu et al. 2018 protocol)
+    knn_temperature: float = 0.1
+    linear_probe: bool = False  # also train a linear classifier on frozen features at the end
+    linear_epochs: int = 100
+    batch_size: int = 512
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The YAML configs that ship with covssl, by name (e.g. 'cifar10/vicreg')."""
+    return {str(p.relative_to(CONFIG_DIR).with_suffix("")): p for p in sorted(CONFIG_DIR.rglob("*.yaml"))}
+
+
+def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, layer)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ValueError(f"{source}: {error.msg if hasattr(error, 'msg') else error}") from None
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Resolve a run configuration from the layers described in the module docstring.
+
+    Args:
+        path: a YAML file, or the name of a shipped config ("cifar10/vicreg"); None for defaults.
+        overrides: ``section.key=value`` strings, e.g. ["optim.lr=0.1", "train.epochs=5"].
+    """
+    from covssl.methods import method_defaults  # late import: methods sit above config
+
+    config: DictConfig = OmegaConf.structured(RunConfig)
+    file_layer = None
+    if path is not None:
+        shipped = shipped_configs()
+        file_path = shipped.get(str(path), Path(path))
+        if not file_path.is_file():
+            raise FileNotFoundError(f"config: no such file {str(path)!r} (shipped configs: {', '.join(shipped)})")
+        file_layer = OmegaConf.load(file_path)
+    cli_layer = OmegaConf.from_dotlist(list(overrides or []))
+    # the method (and dataset) decide their defaults before the file and the CLI override them
+    probe = _merge(_merge(config, file_layer or {}, f"config {path}"), cli_layer, "command-line override")
+    config = _merge(config, method_defaults(probe.method.name, probe.data.dataset), "method defaults")
+    if file_layer is not None:
+        config = _merge(config, file_layer, f"config {path}")
+    config = _merge(config, cli_layer, "command-line override")
+    resolved: RunConfig = OmegaConf.to_object(config)  # type: ignore[assignment]
+    validate(resolved)
+    return resolved
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The resolved configuration as YAML (saved in every run folder)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def from_yaml(text: str) -> RunConfig:
+    """Inverse of :func:`to_yaml`."""
+    merged = _merge(OmegaConf.structured(RunConfig), OmegaConf.create(text), "saved config")
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+
+
+def _positive(value: float, name: str) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
+
+
+def validate(config: RunConfig) -> None:
+    """Check values that types alone cannot (ranges, choices); raise ValueError naming the key."""
+    _choice(config.optim.optimizer, ("sgd", "lars", "adamw"), "optim.optimizer")
+    _choice(config.optim.lr_scaling, ("linear", "sqrt", "none"), "optim.lr_scaling")
+    _choice(config.train.precision, ("auto", "fp32", "bf16", "fp16"), "train.precision")
+    _choice(config.train.on_nonfinite, ("stop", "skip"), "train.on_nonfinite")
+    _positive(config.optim.lr, "optim.lr")
+    _positive(config.optim.lr_reference_batch, "optim.lr_reference_batch")
+    _positive(config.train.batch_size, "train.batch_size")
+    _positive(config.train.epochs, "train.epochs")
+    _positive(config.model.width, "model.width")
+    _positive(config.model.projector_out, "model.projector_out")
+    _positive(config.eval.knn_k, "eval.knn_k")
+    _positive(config.eval.knn_temperature, "eval.knn_temperature")
+    _positive(config.train.keep_checkpoints, "train.keep_checkpoints")
+    if config.train.batch_size < 2:
+        raise ValueError(f"train.batch_size: expected at least 2 (covariance needs 2 samples), got {config.train.batch_size}")
+    for name, value in (("optim.weight_decay", config.optim.weight_decay), ("optim.warmup_epochs", config.optim.warmup_epochs)):
+        if value < 0:
+            raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+    if not 0 <= config.optim.momentum < 1:
+        raise ValueError(f"optim.momentum: expected a number in [0, 1), got {config.optim.momentum!r}")
+    if not 0 <= config.optim.final_lr_ratio <= 1:
+        raise ValueError(f"optim.final_lr_ratio: expected a number in [0, 1], got {config.optim.final_lr_ratio!r}")
+    if config.model.ema_momentum is not None and not 0 <= config.model.ema_momentum <= 1:
+        raise ValueError(f"model.ema_momentum: expected a number in [0, 1], got {config.model.ema_momentum!r}")
+    if config.optim.grad_clip is not None:
+        _positive(config.optim.grad_clip, "optim.grad_clip")
+    if config.train.max_steps is not None:
+        _positive(config.train.max_steps, "train.max_steps")
+    if any(h <= 0 for h in config.model.projector_hidden):
+        raise ValueError(f"model.projector_hidden: expected positive widths, got {config.model.projector_hidden}")

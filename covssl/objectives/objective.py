@@ -1,0 +1,162 @@
+"""``Objective``: one alignment term plus any weighted list of regularizers.
+
+    L = L_align(z1, z2) + sum_k lambda_k * Omega_k(z1, z2)
+
+The classic methods are presets of this composition (see :mod:`covssl.objectives.presets`);
+a user builds their own from names::
+
+    Objective.from_spec("mse:25 + variance_hinge:25 + covariance_penalty:1")
+
+Numerics: the terms run on float32 (or float64) copies of the embeddings with autocast
+disabled, whatever precision the network ran in — covariance statistics and log-determinants
+in bf16 lose most of their digits, and the embeddings are small (B x d), so the upcast is cheap.
+
+Distributed: terms whose ``scope`` is ``"global"`` (covariance statistics, coding rate, Barlow's
+cross-correlation, InfoNCE's negatives) are evaluated on the batch gathered from all ranks with
+gradients (:func:`covssl.distributed.gather`); ``"local"`` terms (alignment) on the local batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from covssl._checks import check_embeddings, check_pair
+from covssl.distributed import gather
+from covssl.linalg import at_least_float32
+from covssl.objectives.spec import ObjectiveSpec, TermSpec, parse_spec
+from covssl.objectives.terms import TermDef, get_term
+
+
+@dataclass
+class ObjectiveOutput:
+    """The total loss and each named term, unweighted and as its paper defines it."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+    def as_floats(self) -> dict[str, float]:
+        """Detached python floats for logging: {"loss": ..., "<term>": ...}."""
+        return {"loss": float(self.loss.detach()), **{k: float(v.detach()) for k, v in self.terms.items()}}
+
+
+def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
+    """Resolve a TermSpec against the registry and check its parameters."""
+    definition = get_term(term.name)
+    defaults = definition.defaults()
+    params: dict[str, object] = {}
+    for key, value in term.params:
+        if key not in defaults:
+            choices = ", ".join(defaults) or "none"
+            raise ValueError(f"parameter {key!r} of term {term.name!r}: unknown; its parameters are: {choices}")
+        default = defaults[key]
+        if isinstance(default, bool) != isinstance(value, bool):
+            kind = "true or false" if isinstance(default, bool) else "a number"
+            raise ValueError(f"parameter {key!r} of term {term.name!r}: expected {kind}, got {value!r}")
+        params[key] = int(value) if isinstance(default, int) and not isinstance(default, bool) else value
+    return definition, params
+
+
+class Objective(nn.Module):
+    """A weighted sum of named terms (see :mod:`covssl.objectives.terms` for the registry).
+
+    Args:
+        terms: the terms, in order; at most one alignment term.
+        normalize: l2-normalize the embeddings (and predictions) before every term.
+
+    Examples:
+        >>> objective = Objective.from_spec("mse:25 + variance_hinge:25 + covariance_penalty:1")
+        >>> out = objective(torch.randn(8, 16), torch.randn(8, 16))
+        >>> sorted(out.terms)
+        ['covariance_penalty', 'mse', 'variance_hinge']
+        >>> Objective.from_spec(objective.spec).spec == objective.spec
+        True
+    """
+
+    def __init__(self, terms: Iterable[TermSpec], normalize: bool = False) -> None:
+        super().__init__()
+        self.term_specs = tuple(terms)
+        if not self.term_specs:
+            raise ValueError("terms: expected at least one objective term, got none")
+        self.normalize = bool(normalize)
+        self._resolved = [_validated(t) for t in self.term_specs]
+        alignment = [t.name for t, (d, _) in zip(self.term_specs, self._resolved) if d.is_alignment]
+        if len(alignment) > 1:
+            raise ValueError(f"terms: expected at most one alignment term, got {alignment}")
+
+    @classmethod
+    def from_spec(cls, text: str) -> "Objective":
+        """Build an objective from a spec string (grammar in :mod:`covssl.objectives.spec`)."""
+        parsed = parse_spec(text)
+        return cls(parsed.terms, normalize="normalize" in parsed.options)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string; ``Objective.from_spec(o.spec)`` rebuilds ``o``."""
+        return str(ObjectiveSpec(self.term_specs, ("normalize",) if self.normalize else ()))
+
+    @property
+    def needs_predictions(self) -> bool:
+        """True when a term compares predictor outputs with targets (SimSiam, BYOL)."""
+        return any(d.kind == "predict" for d, _ in self._resolved)
+
+    def extra_repr(self) -> str:
+        return repr(self.spec)
+
+    def forward(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        p1: torch.Tensor | None = None,
+        p2: torch.Tensor | None = None,
+    ) -> ObjectiveOutput:
+        """Evaluate every term on embeddings z1, z2 (batch, dim) and optional predictions p1, p2.
+
+        Returns:
+            ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
+        """
+        check_pair(z1, z2)
+        if self.needs_predictions:
+            if p1 is None or p2 is None:
+                raise ValueError("p1, p2: this objective has a predictor term (negative_cosine); pass p1 and p2")
+            check_embeddings(p1, "p1")
+            check_embeddings(p2, "p2")
+        with torch.autocast(device_type=z1.device.type, enabled=False):
+            views = [at_least_float32(v) if v is not None else None for v in (z1, z2, p1, p2)]
+            if self.normalize:
+                views = [F.normalize(v, dim=1) if v is not None else None for v in views]
+            z1, z2, p1, p2 = views
+            gathered: tuple[torch.Tensor, torch.Tensor] | None = None
+            total = z1.new_zeros(())
+            terms: dict[str, torch.Tensor] = {}
+            for spec, (definition, params) in zip(self.term_specs, self._resolved):
+                a, b = z1, z2
+                if definition.scope == "global":
+                    gathered = gathered or (gather(z1), gather(z2))
+                    a, b = gathered
+                value = _evaluate(definition, params, a, b, p1, p2)
+                terms[spec.name] = value
+                total = total + definition.sign * spec.weight * value
+        return ObjectiveOutput(total, terms)
+
+
+def _evaluate(
+    definition: TermDef,
+    params: dict[str, object],
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    p1: torch.Tensor | None,
+    p2: torch.Tensor | None,
+) -> torch.Tensor:
+    fn = definition.fn
+    if definition.kind == "align" or definition.kind == "pair":
+        return fn(z1, z2, **params)
+    if definition.kind == "predict":
+        # symmetric: each view's prediction chases the other view's (stop-gradient) target
+        return 0.5 * fn(p1, z2, **params) + 0.5 * fn(p2, z1, **params)
+    first, second = fn(z1, **params), fn(z2, **params)
+    return first + second if definition.reduce == "sum" else 0.5 * (first + second)

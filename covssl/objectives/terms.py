@@ -1,0 +1,160 @@
+"""The registry of named objective terms that :class:`~covssl.objectives.Objective` composes.
+
+A term turns the two views into one scalar. Three shapes of term exist:
+
+* alignment terms act on the pair (z1, z2), or on predictions and targets (p, z);
+* per-branch regularizers act on one view's batch Z and are reduced over the two views
+  (``"mean"`` or ``"sum"``, whichever the paper's code does);
+* pair regularizers act on both views at once (Barlow Twins' cross-correlation, InfoNCE).
+
+``sign`` is +1 for quantities to minimize and -1 for quantities to maximize (coding rate,
+matrix entropy): the term is logged as the paper defines it and enters the total loss as
+``sign * weight * value``.
+
+``scope`` says which batch a term needs under torch.distributed: ``"local"`` terms are
+averages over samples and are computed per rank; ``"global"`` terms are functions of the
+batch covariance (or of the negatives) and are computed on the batch gathered from all ranks.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from covssl.objectives.barlow_twins import barlow_twins_loss
+from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
+from covssl.objectives.info_nce import info_nce_loss
+from covssl.objectives.matrix_entropy import matrix_entropy
+from covssl.objectives.simsiam import cosine_alignment, negative_cosine
+from covssl.objectives.uniformity import uniformity
+from covssl.objectives.vicreg import covariance_penalty, variance_hinge
+
+Kind = Literal["align", "branch", "pair", "predict"]
+
+
+@dataclass(frozen=True)
+class TermDef:
+    """How to evaluate one named term.
+
+    Attributes:
+        name: the name used in spec strings and logs.
+        fn: the pure function; its keyword arguments (after the tensors) are the term's params.
+        kind: "align" fn(z1, z2); "predict" fn(p, z) applied symmetrically; "branch" fn(z)
+            reduced over the views; "pair" fn(z1, z2).
+        reduce: for "branch" terms, "mean" or "sum" over the two views.
+        sign: +1 if minimized, -1 if maximized.
+        scope: "local" (per rank) or "global" (gathered batch) under torch.distributed.
+        formula: one line shown by ``covssl methods``.
+    """
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    kind: Kind
+    formula: str
+    reduce: Literal["mean", "sum"] = "mean"
+    sign: float = 1.0
+    scope: Literal["local", "global"] = "global"
+
+    @property
+    def is_alignment(self) -> bool:
+        return self.kind in ("align", "predict")
+
+    def defaults(self) -> dict[str, object]:
+        """The keyword parameters of ``fn`` with their defaults (tensor arguments excluded)."""
+        params = inspect.signature(self.fn).parameters.values()
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty and p.name != "path"}
+
+
+def _loss_of(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., torch.Tensor]:
+    """Adapt a function returning a dict of named terms to return its total ``"loss"``."""
+
+    def total(z1: torch.Tensor, z2: torch.Tensor, **params: object) -> torch.Tensor:
+        return fn(z1, z2, **params)["loss"]
+
+    total.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    total.__doc__ = fn.__doc__
+    return total
+
+
+def mse(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over batch and dimensions, VICReg's invariance term: mean (z1 - z2)^2."""
+    return F.mse_loss(z1, z2)
+
+
+def squared_distance(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the squared Euclidean distance: mean_b ||z1_b - z2_b||^2."""
+    return (z1 - z2).pow(2).sum(dim=1).mean()
+
+
+TERMS: dict[str, TermDef] = {}
+
+
+def register_term(term: TermDef) -> TermDef:
+    """Add a term to the registry; a name can be registered only once."""
+    if term.name in TERMS:
+        raise ValueError(f"term {term.name!r} is already registered")
+    TERMS[term.name] = term
+    return term
+
+
+def get_term(name: str) -> TermDef:
+    """Look a term up by name, with the list of choices when it is unknown."""
+    if name not in TERMS:
+        raise ValueError(f"unknown objective term {name!r}; choose one of: {', '.join(sorted(TERMS))}")
+    return TERMS[name]
+
+
+for _term in (
+    TermDef("mse", mse, "align", "mean_bj (z1 - z2)^2", scope="local"),
+    TermDef("squared_distance", squared_distance, "align", "mean_b ||z1_b - z2_b||^2", scope="local"),
+    TermDef("cosine", cosine_alignment, "align", "mean_b (1 - cos(z1_b, z2_b))", scope="local"),
+    TermDef(
+        "negative_cosine",
+        negative_cosine,
+        "predict",
+        "D(p1, sg(z2))/2 + D(p2, sg(z1))/2, D = -cos  (needs a predictor)",
+        scope="local",
+    ),
+    TermDef("variance_hinge", variance_hinge, "branch", "mean_j relu(gamma - sqrt(Var_j + eps)), mean over views"),
+    TermDef(
+        "covariance_penalty",
+        covariance_penalty,
+        "branch",
+        "(1/d) sum_{i!=j} C_ij^2, summed over views",
+        reduce="sum",
+    ),
+    TermDef(
+        "barlow_twins",
+        _loss_of(barlow_twins_loss),
+        "pair",
+        "sum_i (1 - C_ii)^2 + lambd sum_{i!=j} C_ij^2, C = cross-correlation",
+    ),
+    TermDef(
+        "coding_rate",
+        coding_rate,
+        "branch",
+        "R = 1/2 logdet(I + d/(B eps^2) Z^T Z), maximized, mean over views",
+        sign=-1.0,
+    ),
+    TermDef(
+        "taylor_coding_rate",
+        taylor_coding_rate,
+        "branch",
+        "1/2 (a tr S - a^2/2 tr S^2), S = Z^T Z / B, a = d/eps^2, maximized",
+        sign=-1.0,
+    ),
+    TermDef("info_nce", info_nce_loss, "pair", "NT-Xent over 2B views, 2B-2 negatives per anchor"),
+    TermDef("uniformity", uniformity, "branch", "log mean_{i<j} exp(-t ||zn_i - zn_j||^2), mean over views"),
+    TermDef(
+        "matrix_entropy",
+        matrix_entropy,
+        "branch",
+        "-tr(K log K), K = Sigma / tr Sigma, maximized, mean over views",
+        sign=-1.0,
+    ),
+):
+    register_term(_term)

@@ -1,0 +1,50 @@
+"""Evaluation during and after training: kNN and linear probe on frozen backbone features."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from covssl.config import EvalConfig
+from covssl.evaluate.features import encode, raw_pixels
+from covssl.evaluate.knn import knn_accuracy
+from covssl.evaluate.linear import linear_probe_accuracy
+from covssl.train.data import Splits
+
+
+class KnnEvaluator:
+    """Encodes the evaluation bank (train split) and queries (test split) and scores them."""
+
+    def __init__(self, splits: Splits, transform: nn.Module, device: torch.device, config: EvalConfig) -> None:
+        self.splits = splits
+        self.transform = transform
+        self.device = device
+        self.config = config
+        self.bank_labels = torch.as_tensor(splits.bank.labels, dtype=torch.long)
+        self.query_labels = torch.as_tensor(splits.test.labels, dtype=torch.long)
+
+    def _features(self, encoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        bank = encode(encoder, self.splits.bank.images, self.transform, self.device, self.config.batch_size)
+        queries = encode(encoder, self.splits.test.images, self.transform, self.device, self.config.batch_size)
+        return bank.cpu(), queries.cpu()
+
+    def _score(self, bank: torch.Tensor, queries: torch.Tensor) -> float:
+        return knn_accuracy(
+            bank, self.bank_labels, queries, self.query_labels, self.splits.num_classes,
+            self.config.knn_k, self.config.knn_temperature,
+        )
+
+    def knn(self, encoder: nn.Module) -> float:
+        """kNN top-1 accuracy of an encoder's features (k, T from the eval config)."""
+        return self._score(*self._features(encoder))
+
+    def knn_raw_pixels(self) -> float:
+        """kNN top-1 accuracy on raw pixels: the baseline that needs no learning at all."""
+        return self._score(raw_pixels(self.splits.bank.images), raw_pixels(self.splits.test.images))
+
+    def linear_probe(self, encoder: nn.Module, epochs: int) -> float:
+        """Linear-probe top-1 accuracy on frozen features (L-BFGS, deterministic)."""
+        bank, queries = self._features(encoder)
+        return linear_probe_accuracy(
+            bank, self.bank_labels, queries, self.query_labels, self.splits.num_classes, epochs=epochs
+        )

@@ -1,0 +1,67 @@
+"""Run logs: CSV always (one file per granularity), TensorBoard when it is installed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+
+class CSVLog:
+    """Append rows of named numbers to a CSV file; the header is the first row's keys.
+
+    Rows keyed by a counter (``step`` or ``epoch``) beyond a resumed checkpoint are dropped
+    by :meth:`truncate_after`, so a resumed run's log has no duplicated rows.
+    """
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = path
+        self.key = key
+        self.fields: list[str] | None = None
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, newline="") as handle:
+                self.fields = next(csv.reader(handle), None)
+
+    def truncate_after(self, value: int) -> None:
+        """Drop rows whose key is greater than ``value`` (the resumed checkpoint's counter)."""
+        if self.fields is None:
+            return
+        with open(self.path, newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(float(r[self.key])) <= value]
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row: dict[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard when the ``tensorboard`` package is installed; otherwise nothing."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(log_dir))
+
+    def write(self, prefix: str, row: dict[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for name, value in row.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

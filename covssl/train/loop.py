@@ -1,0 +1,273 @@
+"""The training loop: plain PyTorch, exact resume, every objective term logged.
+
+One step: fetch a batch of uint8 images (one numpy index) -> two augmented views on the
+model's device -> backbone/projector (bf16 autocast on GPU) -> objective (fp32) -> backward ->
+optional clipping -> optimizer step at the warm-up + cosine learning rate -> EMA target update.
+
+Resume is exact: the data order of an epoch is a pure function of (seed, epoch), and the
+checkpoint holds the model, optimizer, grad-scaler, EMA and RNG states plus the position in the
+epoch — so N steps straight and k steps + resume + N-k steps give the same weights on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from covssl import distributed
+from covssl.augment import EvalTransform, TwoViewAugment
+from covssl.config import RunConfig
+from covssl.diagnostics import effective_rank, std_of_normalized
+from covssl.methods.model import SSLModel, build_model
+from covssl.models import cosine_momentum
+from covssl.train.checkpoint import load_latest, save_checkpoint
+from covssl.train.data import load_splits
+from covssl.train.evaluation import KnnEvaluator
+from covssl.train.logs import CSVLog, TensorBoardLog
+from covssl.train.optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
+from covssl.train.progress import progress_bar
+from covssl.train.run_dir import prepare_run_dir
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a loss or gradient is NaN/inf and ``train.on_nonfinite`` is ``stop``."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run reports."""
+
+    run_dir: Path
+    step: int
+    knn: dict[str, float] = field(default_factory=dict)  # trained / random_init / raw_pixels
+    linear_probe: float | None = None
+    images_per_second: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the network (None: full fp32). The objective always runs in fp32."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def epoch_order(num_images: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of the training set used in ``epoch``: a pure function of (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_images, generator=generator)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the step and stops."""
+
+    def __init__(self) -> None:
+        self.raised: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum: int, _frame: Any) -> None:
+            self.raised = signum
+
+        try:
+            for s in previous:
+                signal.signal(s, handler)
+        except ValueError:  # not the main thread: signals cannot be caught here
+            yield
+            return
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def _all_finite(tensors: Iterator[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _nonfinite_terms(terms: dict[str, torch.Tensor]) -> list[str]:
+    return [name for name, value in terms.items() if not bool(torch.isfinite(value))]
+
+
+def _checkpoint_state(
+    model: SSLModel, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int, epoch: int,
+    position: int, baselines: dict[str, float],
+) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": step,
+        "epoch": epoch,
+        "position": position,  # steps already done in `epoch`
+        "rng_cpu": torch.get_rng_state(),
+        "baselines": dict(baselines),
+    }
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train the model a resolved :class:`RunConfig` describes; see the module docstring."""
+    device = resolve_device(config.train.device)
+    amp_dtype = autocast_dtype(config.train.precision, device)
+    main = distributed.is_main_process()
+    run_dir = prepare_run_dir(config, resume, overwrite) if main else Path(config.train.out_dir)
+    torch.manual_seed(config.train.seed)
+    splits = load_splits(config.data, config.train.seed)
+    world = distributed.world_size()
+    global_batch = config.train.batch_size
+    if global_batch % world:
+        raise ValueError(f"train.batch_size: {global_batch} is not divisible by the world size {world}")
+    steps_per_epoch = len(splits.train) // global_batch
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"train.batch_size: {global_batch} is larger than the training set ({len(splits.train)} images)"
+        )
+    total_steps = config.train.epochs * steps_per_epoch
+    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
+
+    model = build_model(config).to(device)
+    wrapped: nn.Module = model
+    if distributed.is_distributed():
+        if config.model.sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    augment = TwoViewAugment(config.augment).to(device)
+    evaluator = KnnEvaluator(splits, EvalTransform(config.augment).to(device), device, config.eval)
+    peak_lr = scaled_lr(config.optim, global_batch)
+    optimizer = build_optimizer(model, config.optim, peak_lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    step, epoch, position, baselines = 0, 0, 0, {}
+    loaded = load_latest(run_dir, map_location=device) if resume else None
+    if loaded is not None:
+        state, path = loaded
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
+        baselines = {k: float(v) for k, v in state["baselines"].items()}
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        if main:
+            log.info("resumed from %s at step %d (epoch %d, position %d)", path, step, epoch, position)
+    elif main:
+        baselines = {"random_init": evaluator.knn(model.backbone), "raw_pixels": evaluator.knn_raw_pixels()}
+
+    step_log, epoch_log = CSVLog(run_dir / "steps.csv", "step"), CSVLog(run_dir / "epochs.csv", "epoch")
+    if main:
+        step_log.truncate_after(step)
+        epoch_log.truncate_after(epoch - 1 if position else epoch)
+    board = TensorBoardLog(run_dir / "tensorboard") if main else None
+    stop = _StopFlag()
+    local_batch = global_batch // world
+    max_steps = config.train.max_steps or total_steps
+    images_seen, started = 0, time.perf_counter()
+    result = TrainResult(run_dir, step)
+
+    with stop.installed(), progress_bar(enabled=config.train.progress and main, total=min(max_steps, total_steps)) as bar:
+        bar.advance_to(step)
+        while epoch < config.train.epochs and step < max_steps and stop.raised is None:
+            order = epoch_order(len(splits.train), config.train.seed, epoch)
+            last_z: torch.Tensor | None = None
+            epoch_losses: list[float] = []
+            while position < steps_per_epoch and step < max_steps and stop.raised is None:
+                batch_idx = order[position * global_batch : (position + 1) * global_batch]
+                local_idx = batch_idx[distributed.rank() * local_batch : (distributed.rank() + 1) * local_batch]
+                images, _ = splits.train.__getitems__(local_idx.tolist())
+                images = images.to(device, non_blocking=True)
+                lr = warmup_cosine(step, total_steps, warmup_steps, peak_lr, config.optim.final_lr_ratio)
+                set_lr(optimizer, lr)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    view1, view2 = augment(images)
+                    output, z1 = wrapped(view1, view2)
+                bad_terms = _nonfinite_terms({"loss": output.loss, **output.terms})
+                optimizer.zero_grad(set_to_none=True)
+                if not bad_terms:
+                    scaler.scale(output.loss).backward()
+                    scaler.unscale_(optimizer)
+                    if config.optim.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                    if not _all_finite(p.grad for p in model.parameters() if p.grad is not None):
+                        bad_terms = ["gradients"]
+                if bad_terms:
+                    message = f"non-finite {', '.join(bad_terms)} at step {step} (epoch {epoch})"
+                    if config.train.on_nonfinite == "stop":
+                        raise NonFiniteLossError(f"{message}; the last good checkpoint is kept in {run_dir}")
+                    log.warning("%s; step skipped", message)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.update()
+                else:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    if config.model.ema_momentum is not None:
+                        model.update_target(cosine_momentum(step, total_steps, base=config.model.ema_momentum))
+                step += 1
+                position += 1
+                images_seen += global_batch
+                last_z = z1
+                values = output.as_floats()
+                epoch_losses.append(values["loss"])
+                if main and (step % config.train.log_every == 0 or step == 1):
+                    row = {"step": step, "epoch": epoch, "lr": lr, **values}
+                    step_log.write(row)
+                    board.write("train", row, step)  # type: ignore[union-attr]
+                bar.update(step, f"epoch {epoch + 1}/{config.train.epochs} loss {values['loss']:.4f}")
+            if position >= steps_per_epoch:  # the epoch is complete
+                if main:
+                    row = {"epoch": epoch, "step": step, "loss": sum(epoch_losses) / max(1, len(epoch_losses))}
+                    if last_z is not None:
+                        row["std_of_normalized"] = float(std_of_normalized(last_z))
+                        row["effective_rank"] = float(effective_rank(last_z))
+                        row["std_of_normalized_healthy"] = 1.0 / math.sqrt(last_z.shape[1])
+                    every = config.train.knn_every
+                    if every and (epoch + 1) % every == 0 and epoch + 1 < config.train.epochs:
+                        row["knn_top1"] = evaluator.knn(model.backbone)
+                    epoch_log.write(row)
+                    board.write("epoch", row, step)  # type: ignore[union-attr]
+                epoch, position = epoch + 1, 0
+            if main:
+                state = _checkpoint_state(model, optimizer, scaler, step, epoch, position, baselines)
+                save_checkpoint(state, run_dir, step, config.train.keep_checkpoints)
+        elapsed = time.perf_counter() - started
+    result.step = step
+    result.images_per_second = images_seen / elapsed if elapsed > 0 else 0.0
+    if stop.raised is not None:
+        log.warning("stopped by signal %d at step %d; resume with --resume", stop.raised, step)
+        raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved in {run_dir}")
+    if main:
+        result.knn = {"trained": evaluator.knn(model.backbone), **baselines}
+        if config.eval.linear_probe:
+            result.linear_probe = evaluator.linear_probe(model.backbone, config.eval.linear_epochs)
+        (run_dir / "results.json").write_text(
+            json.dumps({"step": step, "knn_top1": result.knn, "linear_probe_top1": result.linear_probe,
+                        "images_per_second": result.images_per_second}, indent=2) + "\n"
+        )
+        board.close()  # type: ignore[union-attr]
+    return result
