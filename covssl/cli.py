@@ -115,6 +115,7 @@ def export(
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
-    kwargs = {"width": config.model.width, "cifar_stem": config.model.cifar_stem}
-    folder = export_backbone(model.backbone, config.model.backbone, kwargs, out)
+    from covssl.methods.model import backbone_kwargs
+
+    folder = export_backbone(model.backbone, config.model.backbone, backbone_kwargs(config), out)
     console.print(f"exported {config.model.backbone} to {folder}")

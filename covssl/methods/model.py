@@ -77,11 +77,21 @@ class SSLModel(nn.Module):
             self.target.update(nn.Sequential(self.backbone, self.projector), momentum=momentum)
 
 
+def backbone_kwargs(config: RunConfig) -> dict[str, object]:
+    """Keyword arguments for the configured backbone (cifar_stem only where the backbone has a stem)."""
+    if config.model.backbone.startswith("timm:"):
+        return {}  # timm models take their own architecture arguments
+    kwargs: dict[str, object] = {"width": config.model.width}
+    if config.model.backbone.startswith("resnet"):
+        kwargs["cifar_stem"] = config.model.cifar_stem
+    return kwargs
+
+
 def build_model(config: RunConfig) -> SSLModel:
     """Build the model a run configuration describes."""
     method = get_method(config.method.name)
     objective = Objective.from_spec(config.method.objective or method.objective)
-    backbone = create_backbone(config.model.backbone, width=config.model.width, cifar_stem=config.model.cifar_stem)
+    backbone = create_backbone(config.model.backbone, **backbone_kwargs(config))
     projector = Projector(
         backbone.out_dim,
         list(config.model.projector_hidden),
