@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/covssl train
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV)

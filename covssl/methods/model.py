@@ -90,7 +90,7 @@ def backbone_kwargs(config: RunConfig) -> dict[str, object]:
 def build_model(config: RunConfig) -> SSLModel:
     """Build the model a run configuration describes."""
     method = get_method(config.method.name)
-    objective = Objective.from_spec(config.method.objective or method.objective)
+    objective = Objective.from_spec(config.method.objective or method.objective, dim=config.model.projector_out)
     backbone = create_backbone(config.model.backbone, **backbone_kwargs(config))
     projector = Projector(
         backbone.out_dim,

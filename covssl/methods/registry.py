@@ -97,6 +97,13 @@ for _method in (
         optim={"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4, "warmup_epochs": 0.0},
     ),
     MethodDef(
+        "corinfomax",
+        *_preset("corinfomax"),
+        augment="corinfomax",
+        model={"projector_hidden": [2048, 2048], "projector_out": 64, "projector_last_bn": False},
+        optim={"optimizer": "sgd", "lr": 0.5, "weight_decay": 1e-4, "warmup_epochs": 10.0},
+    ),
+    MethodDef(
         "byol",
         "negative_cosine:1",
         "online predictor chases an EMA target network (no negatives, no covariance term)",

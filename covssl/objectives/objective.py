@@ -67,6 +67,8 @@ class Objective(nn.Module):
     Args:
         terms: the terms, in order; at most one alignment term.
         normalize: l2-normalize the embeddings (and predictions) before every term.
+        dim: the embedding dimension; needed only by stateful terms (CorInfoMax), which keep
+            running statistics as buffers of this module (so they are checkpointed with it).
 
     Examples:
         >>> objective = Objective.from_spec("mse:25 + variance_hinge:25 + covariance_penalty:1")
@@ -77,7 +79,7 @@ class Objective(nn.Module):
         True
     """
 
-    def __init__(self, terms: Iterable[TermSpec], normalize: bool = False) -> None:
+    def __init__(self, terms: Iterable[TermSpec], normalize: bool = False, dim: int | None = None) -> None:
         super().__init__()
         self.term_specs = tuple(terms)
         if not self.term_specs:
@@ -87,12 +89,18 @@ class Objective(nn.Module):
         alignment = [t.name for t, (d, _) in zip(self.term_specs, self._resolved) if d.is_alignment]
         if len(alignment) > 1:
             raise ValueError(f"terms: expected at most one alignment term, got {alignment}")
+        self.stateful = nn.ModuleDict()
+        for spec, (definition, params) in zip(self.term_specs, self._resolved):
+            if definition.kind == "stateful":
+                if dim is None:
+                    raise ValueError(f"dim: term {spec.name!r} keeps running statistics and needs the embedding dimension")
+                self.stateful[spec.name] = definition.fn(dim, **params)
 
     @classmethod
-    def from_spec(cls, text: str) -> "Objective":
+    def from_spec(cls, text: str, dim: int | None = None) -> "Objective":
         """Build an objective from a spec string (grammar in :mod:`covssl.objectives.spec`)."""
         parsed = parse_spec(text)
-        return cls(parsed.terms, normalize="normalize" in parsed.options)
+        return cls(parsed.terms, normalize="normalize" in parsed.options, dim=dim)
 
     @property
     def spec(self) -> str:
@@ -138,7 +146,10 @@ class Objective(nn.Module):
                 if definition.scope == "global":
                     gathered = gathered or (gather(z1), gather(z2))
                     a, b = gathered
-                value = _evaluate(definition, params, a, b, p1, p2)
+                if definition.kind == "stateful":
+                    value = self.stateful[spec.name](a, b)
+                else:
+                    value = _evaluate(definition, params, a, b, p1, p2)
                 terms[spec.name] = value
                 total = total + definition.sign * spec.weight * value
         return ObjectiveOutput(total, terms)

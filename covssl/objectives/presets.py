@@ -54,6 +54,12 @@ PRESETS: dict[str, Preset] = {
             "predictor + stop-gradient, symmetric negative cosine",
             "Chen & He 2021, https://arxiv.org/abs/2011.10566",
         ),
+        Preset(
+            "corinfomax",
+            "mse:250 + corinfomax:1; normalize",
+            "running-covariance log-det (per view) + MSE alignment, official CIFAR-10 weights (d=64)",
+            "Ozsoy et al. 2022, https://arxiv.org/abs/2209.07999",
+        ),
     )
 }
 
@@ -63,8 +69,10 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
-def preset(name: str) -> Objective:
+def preset(name: str, dim: int | None = None) -> Objective:
     """Build a preset objective by name.
+
+    ``dim`` (the embedding dimension) is needed by presets with running statistics (corinfomax).
 
     Examples:
         >>> preset("vicreg").spec
@@ -72,4 +80,4 @@ def preset(name: str) -> Objective:
     """
     if name not in PRESETS:
         raise ValueError(f"unknown objective preset {name!r}; choose one of: {', '.join(list_presets())}")
-    return Objective.from_spec(PRESETS[name].spec)
+    return Objective.from_spec(PRESETS[name].spec, dim=dim)

@@ -27,13 +27,14 @@ import torch.nn.functional as F
 
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
+from covssl.objectives.corinfomax import CorInfoMaxRegularizer
 from covssl.objectives.info_nce import info_nce_loss
 from covssl.objectives.matrix_entropy import matrix_entropy
 from covssl.objectives.simsiam import cosine_alignment, negative_cosine
 from covssl.objectives.uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge
 
-Kind = Literal["align", "branch", "pair", "predict"]
+Kind = Literal["align", "branch", "pair", "predict", "stateful"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class TermDef:
         name: the name used in spec strings and logs.
         fn: the pure function; its keyword arguments (after the tensors) are the term's params.
         kind: "align" fn(z1, z2); "predict" fn(p, z) applied symmetrically; "branch" fn(z)
-            reduced over the views; "pair" fn(z1, z2).
+            reduced over the views; "pair" fn(z1, z2); "stateful" fn is an nn.Module class
+            built once as fn(dim, **params) and called on (z1, z2) (running statistics).
         reduce: for "branch" terms, "mean" or "sum" over the two views.
         sign: +1 if minimized, -1 if maximized.
         scope: "local" (per rank) or "global" (gathered batch) under torch.distributed.
@@ -66,7 +68,8 @@ class TermDef:
     def defaults(self) -> dict[str, object]:
         """The keyword parameters of ``fn`` with their defaults (tensor arguments excluded)."""
         params = inspect.signature(self.fn).parameters.values()
-        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty and p.name != "path"}
+        excluded = ("path", "dim")
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty and p.name not in excluded}
 
 
 def _loss_of(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., torch.Tensor]:
@@ -155,6 +158,12 @@ for _term in (
         "branch",
         "-tr(K log K), K = Sigma / tr Sigma, maximized, mean over views",
         sign=-1.0,
+    ),
+    TermDef(
+        "corinfomax",
+        CorInfoMaxRegularizer,
+        "stateful",
+        "-(logdet(R1 + eps I) + logdet(R2 + eps I)) / d, R_k running covariance of view k",
     ),
 ):
     register_term(_term)

@@ -101,7 +101,7 @@ _PAIR_TERMS = sorted(name for name, t in TERMS.items() if t.kind != "predict")
 @pytest.mark.parametrize("name", _PAIR_TERMS)
 def test_every_registered_term_is_finite_and_gradchecks(name: str) -> None:
     z1, z2 = _pair(batch=6, dim=4, seed=9)
-    objective = Objective.from_spec(name)
+    objective = Objective.from_spec(name, dim=4).eval()  # eval: stateful terms do not update
     z1.requires_grad_(True)
     z2.requires_grad_(True)
     assert torch.isfinite(objective(z1, z2).loss)
@@ -168,3 +168,18 @@ def test_presets_are_listed_and_unknown_ones_rejected() -> None:
     assert {"vicreg", "barlow_twins", "coding_rate", "simclr", "simsiam"} <= set(PRESETS)
     with pytest.raises(ValueError, match="choose one of"):
         preset("dino")
+
+
+def test_corinfomax_preset_owns_its_running_state() -> None:
+    from covssl.objectives.corinfomax import CorInfoMaxRegularizer
+
+    z1, z2 = _pair(batch=32, dim=8, seed=10)
+    objective = preset("corinfomax", dim=8)
+    reference = CorInfoMaxRegularizer(8)
+    n1, n2 = F.normalize(z1), F.normalize(z2)
+    for _ in range(2):  # two steps: the running estimates must evolve identically
+        expected = 250 * F.mse_loss(n1, n2) + reference(n1, n2)
+        torch.testing.assert_close(objective(z1, z2).loss, expected.float() if expected.dtype != torch.float64 else expected)
+    assert any(k.startswith("stateful.corinfomax.") for k in objective.state_dict())
+    with pytest.raises(ValueError, match="dim"):
+        preset("corinfomax")

@@ -1,0 +1,37 @@
+"""Collapse diagnostics: pure functions of a batch of embeddings (batch, dim).
+
+Each returns Python floats (or a float64 tensor for the spectrum), computed in float64
+without autograd, and documents its healthy and collapsed values:
+
+* spectrum, effective rank, isotropy (``spectrum``);
+* SimSiam's std of normalized embeddings, Zhang et al.'s center/residual decomposition and
+  gradient split (``decomposition``);
+* alignment and uniformity on the hypersphere (``hypersphere``);
+* the gap between the coding rate and its second-order Taylor surrogate (``taylor``);
+* stochastic Lanczos quadrature for log-determinants of large operators (``slq``);
+* ``collapse_report``: all of them in one JSON-serializable dict (``report``).
+"""
+
+from covssl.diagnostics.decomposition import center_residual, gradient_split, std_of_normalized
+from covssl.diagnostics.hypersphere import alignment, uniformity
+from covssl.diagnostics.report import collapse_report, json_safe
+from covssl.diagnostics.slq import logdet_slq, logdet_slq_gram
+from covssl.diagnostics.spectrum import effective_rank, isotropy, spectrum
+from covssl.diagnostics.taylor import coding_rate_terms, taylor_gap
+
+__all__ = [
+    "alignment",
+    "center_residual",
+    "coding_rate_terms",
+    "collapse_report",
+    "effective_rank",
+    "gradient_split",
+    "isotropy",
+    "json_safe",
+    "logdet_slq",
+    "logdet_slq_gram",
+    "spectrum",
+    "std_of_normalized",
+    "taylor_gap",
+    "uniformity",
+]
