@@ -87,15 +87,15 @@ def evaluate(
 def methods() -> None:
     """List the methods with their objective (formula) and defaults."""
     from covssl.methods import METHODS
-    from covssl.objectives import Objective, get_term
+    from covssl.objectives import get_term
+    from covssl.objectives.spec import parse_spec
 
     table = Table(title="covssl methods (L = L_align + sum_k lambda_k Omega_k)")
     for column in ("method", "objective spec", "terms", "paper"):
         table.add_column(column, overflow="fold")
     for name in sorted(METHODS):
         method = METHODS[name]
-        objective = Objective.from_spec(method.objective)
-        formulas = "\n".join(f"{t.name}: {get_term(t.name).formula}" for t in objective.term_specs)
+        formulas = "\n".join(f"{t.name}: {get_term(t.name).formula}" for t in parse_spec(method.objective).terms)
         table.add_row(name, method.objective, formulas, method.paper)
     console.print(table)
     console.print("Compose your own: covssl train method.objective='mse:25 + coding_rate(eps=0.5):1'")

@@ -94,7 +94,7 @@ for _method in (
         *_preset("simsiam"),
         augment="simsiam",
         model={"projector_hidden": [2048], "projector_out": 2048, "projector_last_bn": True, "predictor_hidden": 512},
-        optim={"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4, "warmup_epochs": 0.0},
+        optim={"optimizer": "sgd", "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 0.0},
     ),
     MethodDef(
         "corinfomax",
