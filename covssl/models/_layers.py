@@ -13,7 +13,9 @@ from covssl._checks import check_positive
 def check_images(x: object, in_channels: int, name: str = "x") -> torch.Tensor:
     """Check that ``x`` is a floating tensor of images, shape (batch, in_channels, H, W)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor of shape (batch, {in_channels}, H, W), got {type(x).__name__}")
+        raise ValueError(
+            f"{name}: expected a torch.Tensor of shape (batch, {in_channels}, H, W), got {type(x).__name__}"
+        )
     if x.ndim != 4 or x.shape[1] != in_channels:
         raise ValueError(f"{name}: expected shape (batch, {in_channels}, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():

@@ -8,14 +8,17 @@ any bias exactly (in train and eval mode), so it would only be a dead parameter.
 
 Paper settings (hidden dims -> output dim; "BN out" = non-affine BN on the output):
 
-    method        ImageNet (paper)                        CIFAR (paper, or solo-learn [6])
-    vicreg [0]    8192, 8192 -> 8192                       2048, 2048 -> 2048 [6]
-    barlow [1]    8192, 8192 -> 8192                       2048, 2048 -> 2048 [6]
-    simclr [2]    2048 -> 128 (BN in hidden, official code) 2048 -> 128 (appendix B.9)
-    simsiam [3]   2048, 2048 -> 2048, BN out              2048 -> 2048, BN out (2-layer, appendix)
-    byol [4]      4096 -> 256, predictor 256-4096-256      same [6]
-    corinfomax[5] -                                        2048, 2048 -> 64
-    coding_rate   2048, 2048 -> 256 (SimDINO's DINO-head dims [7]; our layers are BN-ReLU)
+    method         ImageNet (paper)                    CIFAR (paper, or solo-learn [6])
+    vicreg [0]     8192, 8192 -> 8192                  2048, 2048 -> 2048 [6]
+    barlow [1]     8192, 8192 -> 8192                  2048, 2048 -> 2048 [6]
+    simclr [2]     2048 -> 128 (hidden BN: code)       2048 -> 128 (appendix B.9)
+    simsiam [3]    2048, 2048 -> 2048, BN out          2048 -> 2048, BN out (2 layers, appendix D)
+    byol [4]       4096 -> 256                         4096 -> 256 [6]
+    corinfomax [5] -                                   2048, 2048 -> 64
+    coding_rate    2048, 2048 -> 256                   2048, 2048 -> 256
+
+    Predictors: SimSiam 2048 -> 512 -> 2048, BYOL 256 -> 4096 -> 256. coding_rate (SimDINO [7])
+    takes the DINO head's widths; DINO's head uses GELU without BN, ours is Linear-BN-ReLU.
 
 [0] Bardes, Ponce, LeCun, 2021, VICReg, https://arxiv.org/abs/2105.04906
 [1] Zbontar, Jing, Misra, LeCun, Deny, 2021, Barlow Twins, https://arxiv.org/abs/2103.03230
@@ -185,7 +188,9 @@ def projector_preset(method: str, in_dim: int, scale: str = "cifar") -> Projecto
         raise ValueError(f"scale: expected one of {_SCALES}, got {scale!r}")
     key = (_method_key(method), scale)
     if key not in _PROJECTORS:
-        raise ValueError(f"method: no {scale!r} projector preset for {method!r}; expected one of {list_projector_presets()}")
+        raise ValueError(
+            f"method: no {scale!r} projector preset for {method!r}; expected one of {list_projector_presets()}"
+        )
     return Projector(in_dim, **_PROJECTORS[key])
 
 

@@ -67,7 +67,7 @@ def list_backbones(pattern: str | None = None) -> list[str]:
         Sorted list of names (timm models are not listed: timm has its own ``list_models``).
 
     Examples:
-        >>> list_backbones("resnet*")  # doctest: +SKIP
+        >>> list_backbones("resnet*")
         ['resnet18', 'resnet34', 'resnet50']
     """
     if pattern is not None and not isinstance(pattern, str):
@@ -95,8 +95,9 @@ def create_backbone(name: str, **kwargs: Any) -> nn.Module:
             timm is not installed.
 
     Examples:
-        >>> net = create_backbone("resnet18", width=0.125)  # doctest: +SKIP
-        >>> net(torch.randn(2, 3, 32, 32)).shape  # doctest: +SKIP
+        >>> import torch
+        >>> net = create_backbone("resnet18", width=0.125)
+        >>> net(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 64])
     """
     if not isinstance(name, str):
