@@ -1,0 +1,116 @@
+"""End-to-end training benchmark on the CIFAR-10 copy: every preset, same backbone and budget.
+
+For each method: train a small-width ResNet-18 (CIFAR stem) on a seeded subset of CIFAR-10 for a
+fixed number of epochs, then report kNN top-1 (k=200, T=0.1) on the test subset, training
+images/s, wall time and peak resident memory, next to a random-init encoder and raw pixels
+(measured once, in the same run). Results go to benchmarks/results/train_cifar10.csv.
+
+    .venv/bin/python benchmarks/train_cifar10.py                 # the full table (tens of minutes)
+    .venv/bin/python benchmarks/train_cifar10.py --quick          # seconds: keeps the script working
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from covssl.config import load_config
+from covssl.methods import list_methods
+from covssl.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def peak_memory_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, object]:
+    overrides = [
+        f"method.name={method}",
+        f"data.dataset={args.dataset}",
+        f"data.max_train_images={args.images}",
+        f"data.max_eval_images={args.eval_images}",
+        f"model.backbone={args.backbone}",
+        f"model.width={args.width}",
+        f"train.epochs={args.epochs}",
+        f"train.batch_size={args.batch_size}",
+        f"train.out_dir={out_root / method}",
+        "train.progress=false",
+        "optim.warmup_epochs=1",
+    ]
+    if args.dataset != "digits":
+        overrides.append(f"data.root={args.root}")
+    if args.quick:  # small heads: the quick mode only keeps the script working
+        overrides += ["model.projector_hidden=[64]", "model.projector_out=32"]
+        if method in ("simsiam", "byol"):
+            overrides.append("model.predictor_hidden=16")
+    config = load_config(None, overrides)
+    started = time.perf_counter()
+    result = train(config, overwrite=True)
+    wall = time.perf_counter() - started
+    return {
+        "method": method,
+        "knn_top1": round(100 * result.knn["trained"], 2),
+        "random_init_knn_top1": round(100 * result.knn["random_init"], 2),
+        "raw_pixels_knn_top1": round(100 * result.knn["raw_pixels"], 2),
+        "images_per_s": round(result.images_per_second, 1),
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": round(peak_memory_mb(), 0),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny run on digits, seconds")
+    parser.add_argument("--methods", nargs="*", default=None, help="subset of methods (default: all)")
+    parser.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--eval-images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_cifar10.csv")
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/covssl-bench-runs"))
+    args = parser.parse_args(argv)
+    args.dataset = "cifar10"
+    if args.quick:
+        args.dataset, args.images, args.eval_images, args.epochs = "digits", 64, 64, 1
+        args.batch_size, args.backbone, args.width = 32, "small_convnet", 0.25
+    methods = args.methods or list_methods()
+    rows = []
+    for method in methods:
+        row = run(method, args, args.runs)
+        rows.append(row)
+        print(row, flush=True)
+    stamp = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} ({torch.get_num_threads()} threads)".strip(),
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+        "setting": f"{args.dataset} {args.images} imgs, {args.epochs} ep, batch {args.batch_size}, {args.backbone} x{args.width}",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *stamp])
+        writer.writeheader()
+        writer.writerows({**r, **stamp} for r in rows)
+    print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'rand%':>6s} {'pix%':>6s} {'img/s':>7s} {'wall s':>7s}")
+    for r in rows:
+        print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['random_init_knn_top1']:6.2f} {r['raw_pixels_knn_top1']:6.2f} "
+              f"{r['images_per_s']:7.1f} {r['wall_s']:7.1f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
