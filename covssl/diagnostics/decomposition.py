@@ -154,8 +154,10 @@ def gradient_split(
     if not callable(loss_fn):
         raise ValueError(f"loss_fn: expected a callable mapping (batch, dim) to a scalar, got {loss_fn!r}")
     check_embeddings(z, "z")
-    with torch.enable_grad(), torch.autocast(device_type=z.device.type, enabled=False):
-        zn_in = normalize_rows(at_least_float32(z.detach())).requires_grad_(True)  # (B, d)
+    # Diagnostics are often called from evaluation code under no_grad or inference_mode.
+    no_inference = torch.inference_mode(False)
+    with no_inference, torch.enable_grad(), torch.autocast(device_type=z.device.type, enabled=False):
+        zn_in = normalize_rows(at_least_float32(z.detach().clone())).requires_grad_(True)  # (B, d)
         loss = loss_fn(zn_in)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
@@ -173,8 +175,10 @@ def gradient_split(
     center = zn.mean(dim=0)  # (d,)
     mean_grad = g.mean(dim=0)  # (d,)
     center_norm = float(torch.linalg.vector_norm(center))
-    coefficient = float(mean_grad @ center) / center_norm if center_norm > 0 else 0.0  # <gbar, u>
-    drift = math.sqrt(max(float(mean_grad @ mean_grad) - coefficient**2, 0.0))
+    direction = center / center_norm if center_norm > 0 else torch.zeros_like(center)  # u, (d,)
+    coefficient = float(mean_grad @ direction)  # c = <gbar, u>
+    # the norm of the vector, not sqrt(||gbar||^2 - c^2), which cancels catastrophically
+    drift = float(torch.linalg.vector_norm(mean_grad - coefficient * direction))
     residual_grad_norm = float(torch.linalg.vector_norm(g - mean_grad, dim=1).mean())
     return {
         "center_grad_norm": abs(coefficient),

@@ -1,7 +1,7 @@
 """All collapse diagnostics of a batch in one JSON-serializable dict.
 
 [0] Roy, Vetterli, 2007, "The effective rank: a measure of effective dimensionality",
-    EUSIPCO 2007
+    EUSIPCO 2007, https://infoscience.epfl.ch/record/110188/files/RoyV07.pdf
 [1] Chen, He, 2021, "Exploring Simple Siamese Representation Learning",
     https://arxiv.org/abs/2011.10566
 [2] Zhang et al., 2022, "How does SimSiam avoid collapse without negative samples?",
@@ -33,6 +33,13 @@ def json_safe(value: Any) -> Any:
 
     Recurses into dicts (keys made str), lists and tuples (made lists); converts 0-d tensors
     to Python numbers and other tensors to nested lists. Everything else is returned as is.
+
+    Args:
+        value: a number, tensor, or nested dict/list/tuple of them.
+
+    Returns:
+        The converted copy, accepted by json.dumps(..., allow_nan=False) when its leaves are
+        numbers, strings, booleans or None.
 
     Examples:
         >>> json_safe({"ratio": float("inf"), "values": [1.0, float("nan")]})

@@ -151,7 +151,10 @@ def logdet_slq(
     tau_sq = vectors[:, 0, :].pow(2)  # (n_v, m) Gauss quadrature weights
     per_probe = dim * (tau_sq * torch.log(theta)).sum(dim=1)  # (n_v,)
     estimates = per_probe.to(torch.float64)
-    standard_error = float(estimates.std(correction=1)) / math.sqrt(num_probes) if num_probes > 1 else math.nan
+    if num_probes > 1:
+        standard_error = float(estimates.std(correction=1)) / math.sqrt(num_probes)
+    else:
+        standard_error = math.nan  # no spread to measure with a single probe
     return float(estimates.mean()), standard_error
 
 

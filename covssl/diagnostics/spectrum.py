@@ -1,7 +1,7 @@
 """Eigen-spectrum of the embedding covariance: spectrum, effective rank, isotropy.
 
 [0] Roy, Vetterli, 2007, "The effective rank: a measure of effective dimensionality",
-    EUSIPCO 2007, https://infoscience.epfl.ch/record/110188
+    EUSIPCO 2007, https://infoscience.epfl.ch/record/110188/files/RoyV07.pdf
 
 A healthy embedding spreads its variance over many directions (a flat spectrum); dimensional
 collapse shows as a spectrum that drops to zero after a few eigenvalues, complete collapse as
