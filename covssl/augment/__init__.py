@@ -6,15 +6,9 @@ normalized float views; :class:`EvalTransform` is the deterministic counterpart 
 """
 
 from covssl.augment.config import AugmentConfig, ViewConfig, validate_augment_config, validate_view_config
-from covssl.augment.pipeline import (
-    EvalTransform,
-    TwoViewAugment,
-    ViewParams,
-    augment_view,
-    sample_crop_boxes,
-    sample_view_params,
-)
+from covssl.augment.pipeline import EvalTransform, TwoViewAugment, augment_view
 from covssl.augment.presets import augment_preset, list_augment_presets
+from covssl.augment.sampling import ViewParams, sample_crop_boxes, sample_view_params
 
 __all__ = [
     "AugmentConfig",

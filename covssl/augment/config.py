@@ -1,8 +1,9 @@
 """Typed configuration of the two-view augmentations, and its validation.
 
 The dataclasses hold every default with a comment; YAML files and CLI flags only override them
-(``OmegaConf.structured(AugmentConfig)`` checks names and types, including the length of the
-``(low, high)`` tuples). Value ranges are checked by :func:`validate_augment_config`, which
+(``OmegaConf.structured(AugmentConfig)`` checks names and types). The (min, max) ranges are
+``list[float]`` rather than tuples: OmegaConf 2.3 has no tuple fields and 2.4's are experimental
+and immutable. Lengths and value ranges are checked by :func:`validate_augment_config`, which
 :class:`~covssl.augment.TwoViewAugment` and :class:`~covssl.augment.EvalTransform` call, so a
 config edited after construction is still checked before use.
 """
@@ -36,8 +37,8 @@ DATASET_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 class ViewConfig:
     """How one of the two views is drawn; the defaults are SimCLR's CIFAR recipe."""
 
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # crop area / image area, drawn uniformly
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop width / height, drawn log-uniformly
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # crop area / image area (min, max)
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # width / height (min, max), log-uniform
     hflip_prob: float = 0.5  # probability of a left-right mirror
     jitter_prob: float = 0.8  # probability of the colour jitter (all four factors at once)
     brightness: float = 0.4  # brightness factor drawn from [max(0, 1 - b), 1 + b]
@@ -46,7 +47,7 @@ class ViewConfig:
     hue: float = 0.1  # hue shift in turns drawn from [-h, h], h <= 0.5
     grayscale_prob: float = 0.2  # probability of replacing RGB by its luma
     blur_prob: float = 0.0  # probability of a Gaussian blur (0: SimCLR drops it on CIFAR)
-    blur_sigma: tuple[float, float] = (0.1, 2.0)  # blur std in pixels, drawn uniformly
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])  # blur std in pixels (min, max)
     solarize_prob: float = 0.0  # probability of inverting the pixels >= 0.5 (BYOL's second view)
 
 

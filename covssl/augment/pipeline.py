@@ -6,18 +6,14 @@ Per view and per sample, in the order of SimCLR/BYOL's torchvision pipelines:
     saturation, hue in a random order) -> grayscale (p) -> Gaussian blur (p) -> solarize (p)
     -> (x - mean) / std
 
-Random parameters are drawn first, on the CPU, from torch's global generator (or the one
-given), then applied by the pure functions of :mod:`covssl.augment.ops`. Hence:
+Random parameters are drawn first, on the CPU, from torch's global generator or the one given
+(:mod:`covssl.augment.sampling`), then applied by the pure functions of
+:mod:`covssl.augment.ops`. Hence:
 
 * the same ``torch.manual_seed`` (or restored ``torch.get_rng_state()``) gives the same views,
   on any device, which is what an exactly resumed run needs;
 * probability masks are known on the host, so skipped samples cost nothing and no device sync
   happens.
-
-One jitter order is drawn per view and call (kornia does the same); torchvision draws one per
-image. The crop follows torchvision's ``RandomResizedCrop``: up to 10 draws of a box with
-area in ``crop_scale`` and log-uniform aspect in ``crop_ratio`` that fits in the image, then
-the central box of clamped aspect.
 
 [0] Chen, Kornblith, Norouzi, Hinton, 2020, https://arxiv.org/abs/2002.05709
 [1] Grill et al., 2020, https://arxiv.org/abs/2006.07733
@@ -25,9 +21,7 @@ the central box of clamped aspect.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,122 +29,7 @@ from torch import nn
 
 from covssl.augment import ops
 from covssl.augment.config import AugmentConfig, ViewConfig, validate_augment_config
-
-_CROP_TRIES = 10  # torchvision's number of attempts before the central fallback
-
-
-@dataclass
-class ViewParams:
-    """Random parameters of one view for a batch (all CPU tensors)."""
-
-    boxes: torch.Tensor  # (batch, 4) float: top, left, height, width in input pixels
-    flip: torch.Tensor  # (batch,) bool
-    jitter: torch.Tensor  # (batch,) bool: colour jitter applied
-    factors: torch.Tensor  # (batch, 4): brightness, contrast, saturation factors, hue shift
-    order: torch.Tensor  # (4,) permutation of 0..3, the jitter steps in that order
-    gray: torch.Tensor  # (batch,) bool
-    blur: torch.Tensor  # (batch,) bool
-    sigma: torch.Tensor  # (batch,) blur std in pixels
-    solarize: torch.Tensor  # (batch,) bool
-
-
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
-    return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
-
-
-def sample_crop_boxes(
-    batch: int,
-    height: int,
-    width: int,
-    scale: tuple[float, float],
-    ratio: tuple[float, float],
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Integer crop boxes with torchvision ``RandomResizedCrop``'s distribution, for a whole batch.
-
-    Args:
-        batch: number of boxes.
-        height: input image height in pixels.
-        width: input image width in pixels.
-        scale: (min, max) box area as a fraction of the image area.
-        ratio: (min, max) box width / height, drawn log-uniformly.
-        generator: random generator; torch's global one when None.
-
-    Returns:
-        Boxes (top, left, height, width), shape (batch, 4), float64 holding integers.
-
-    Examples:
-        >>> sample_crop_boxes(2, 32, 32, (1.0, 1.0), (1.0, 1.0)).tolist()
-        [[0.0, 0.0, 32.0, 32.0], [0.0, 0.0, 32.0, 32.0]]
-    """
-    area = _uniform((batch, _CROP_TRIES), scale[0], scale[1], generator) * (height * width)
-    aspect = torch.exp(_uniform((batch, _CROP_TRIES), math.log(ratio[0]), math.log(ratio[1]), generator))
-    box_w = torch.round(torch.sqrt(area * aspect))  # (batch, tries)
-    box_h = torch.round(torch.sqrt(area / aspect))
-    fits = (box_w >= 1) & (box_w <= width) & (box_h >= 1) & (box_h <= height)
-    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
-    box_w = box_w.gather(1, first).squeeze(1)
-    box_h = box_h.gather(1, first).squeeze(1)
-    # Fallback: the largest central box whose aspect is clamped into the ratio range.
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        fb_w, fb_h = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        fb_w, fb_h = round(height * ratio[1]), height
-    else:
-        fb_w, fb_h = width, height
-    found = fits.any(dim=1)
-    box_w = torch.where(found, box_w, torch.full_like(box_w, fb_w))
-    box_h = torch.where(found, box_h, torch.full_like(box_h, fb_h))
-    # Uniform integer position, as randint(0, H - h + 1); the fallback box is centred instead.
-    pos = torch.rand((batch, 2), generator=generator, dtype=torch.float64)
-    top = torch.where(found, torch.floor(pos[:, 0] * (height - box_h + 1)), torch.floor((height - box_h) / 2))
-    left = torch.where(found, torch.floor(pos[:, 1] * (width - box_w + 1)), torch.floor((width - box_w) / 2))
-    return torch.stack((top, left, box_h, box_w), dim=1)
-
-
-def sample_view_params(
-    batch: int, height: int, width: int, view: ViewConfig, generator: torch.Generator | None = None
-) -> ViewParams:
-    """Draw every random parameter of one view for a batch, in a fixed order, on the CPU.
-
-    Args:
-        batch: number of images.
-        height: input image height in pixels.
-        width: input image width in pixels.
-        view: the view's recipe (assumed valid; see ``validate_view_config``).
-        generator: random generator; torch's global one when None.
-
-    Returns:
-        The parameters; Bernoulli masks are ``rand < p`` so p = 0 never and p = 1 always fires.
-
-    Examples:
-        >>> params = sample_view_params(4, 32, 32, ViewConfig(hflip_prob=1.0))
-        >>> params.flip.tolist()
-        [True, True, True, True]
-    """
-
-    def coin(p: float) -> torch.Tensor:
-        return torch.rand(batch, generator=generator, dtype=torch.float64) < p
-
-    boxes = sample_crop_boxes(batch, height, width, tuple(view.crop_scale), tuple(view.crop_ratio), generator)
-    flip = coin(view.hflip_prob)
-    jitter = coin(view.jitter_prob)
-    factors = torch.stack(
-        (
-            _uniform((batch,), max(0.0, 1 - view.brightness), 1 + view.brightness, generator),
-            _uniform((batch,), max(0.0, 1 - view.contrast), 1 + view.contrast, generator),
-            _uniform((batch,), max(0.0, 1 - view.saturation), 1 + view.saturation, generator),
-            _uniform((batch,), -view.hue, view.hue, generator),
-        ),
-        dim=1,
-    )  # (batch, 4)
-    order = torch.randperm(4, generator=generator)
-    gray = coin(view.grayscale_prob)
-    blur = coin(view.blur_prob)
-    sigma = _uniform((batch,), view.blur_sigma[0], view.blur_sigma[1], generator)
-    solar = coin(view.solarize_prob)
-    return ViewParams(boxes, flip, jitter, factors.float(), order, gray, blur, sigma.float(), solar)
+from covssl.augment.sampling import ViewParams, sample_view_params
 
 
 def _apply_to(
@@ -180,6 +59,12 @@ def augment_view(images: torch.Tensor, params: ViewParams, size: int, blur_kerne
 
     Returns:
         The view in [0, 1], shape (batch, 3, size, size).
+
+    Examples:
+        >>> x = torch.rand(4, 3, 32, 32)
+        >>> params = sample_view_params(4, 32, 32, ViewConfig(blur_prob=1.0))
+        >>> augment_view(x, params, 16, blur_kernel=3).shape
+        torch.Size([4, 3, 16, 16])
     """
     x = ops.resized_crop(images, params.boxes, size, params.flip)  # (batch, 3, size, size), a new buffer
 
@@ -199,6 +84,13 @@ def to_unit_float(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     """Check a (batch, 3, H, W) image batch and return it as float32 in [0, 1] (uint8 is divided by 255).
 
     Float inputs are taken to be in [0, 1] already; they are not scanned (that would sync a GPU).
+
+    Raises:
+        ValueError: not a tensor, not (batch, 3, H, W), empty, or neither uint8 nor floating.
+
+    Examples:
+        >>> to_unit_float(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)).max().item()
+        1.0
     """
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor of shape (batch, 3, H, W), got {type(images).__name__}")

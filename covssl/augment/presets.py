@@ -31,7 +31,7 @@ saturation, hue and grayscale do nothing), no blur or solarize.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from copy import deepcopy
 
 from covssl.augment.config import DATASET_STATS, AugmentConfig, ViewConfig
 
@@ -45,14 +45,14 @@ def _simclr(small: bool) -> tuple[ViewConfig, ViewConfig]:
         view = ViewConfig()
     else:
         view = ViewConfig(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, blur_prob=0.5)
-    return view, replace(view)
+    return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
 
 
 def _simsiam(small: bool) -> tuple[ViewConfig, ViewConfig]:
     # [1] CIFAR (appendix): RandomResizedCrop scale (0.2, 1), jitter (0.4, 0.4, 0.4, 0.1) p = 0.8,
     # grayscale 0.2; ImageNet adds blur p = 0.5.
-    view = ViewConfig(crop_scale=(0.2, 1.0), blur_prob=0.0 if small else 0.5)
-    return view, replace(view)
+    view = ViewConfig(crop_scale=[0.2, 1.0], blur_prob=0.0 if small else 0.5)
+    return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
 
 
 def _byol_style(small: bool) -> tuple[ViewConfig, ViewConfig]:
@@ -65,9 +65,9 @@ def _byol_style(small: bool) -> tuple[ViewConfig, ViewConfig]:
 
 def _digits() -> tuple[ViewConfig, ViewConfig]:
     view = ViewConfig(
-        crop_scale=(0.5, 1.0), hflip_prob=0.0, saturation=0.0, hue=0.0, grayscale_prob=0.0
+        crop_scale=[0.5, 1.0], hflip_prob=0.0, saturation=0.0, hue=0.0, grayscale_prob=0.0
     )
-    return view, replace(view)
+    return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
 
 
 _RECIPES: dict[str, Recipe] = {
