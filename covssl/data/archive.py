@@ -12,12 +12,14 @@ import hashlib
 import os
 import shutil
 import tarfile
+import time
 import urllib.request
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
 _CHUNK = 1 << 20
+_STALE_S = 3600.0  # an unfinished extraction older than this was abandoned
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
@@ -192,6 +194,9 @@ def prepare_cifar10_copy(tar_path: str | os.PathLike[str], cache_dir: str | os.P
     final = base / f"{tar_path.name.split('.')[0]}-{sha[:16]}"
     if not final.is_dir():
         base.mkdir(parents=True, exist_ok=True)
+        for stale in base.glob(f".{final.name}.*.tmp"):  # left by a killed run; a live one is younger
+            if time.time() - stale.stat().st_mtime > _STALE_S:
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = base / f".{final.name}.{uuid.uuid4().hex}.tmp"
         try:
             extract_archive(tar_path, tmp)

@@ -8,11 +8,21 @@ pixel instead of 4, and a batch is one numpy fancy-index instead of ``batch`` Py
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
+
+
+class _MemmapRef(NamedTuple):
+    """Where a memory-mapped uint8 image array lives, so a pickled dataset can reopen it."""
+
+    filename: str
+    offset: int
+    shape: tuple[int, ...]
 
 
 class ImageArrayDataset(torch.utils.data.Dataset):
@@ -113,6 +123,28 @@ class ImageArrayDataset(torch.utils.data.Dataset):
         """Return a new in-memory dataset with only ``indices`` (same classes and name)."""
         idx = self._indices(indices)
         return ImageArrayDataset(np.array(self.images[idx]), np.array(self.labels[idx]), self.classes, self.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle a memory-mapped image array as its file name, not its contents.
+
+        DataLoader workers started with spawn/forkserver (macOS, Windows, Python >= 3.14 on
+        Linux) and spawned distributed ranks receive the dataset by pickle; without this, each
+        would get a private in-memory copy of the whole array (150 MB for CIFAR-10 train).
+        """
+        state = self.__dict__.copy()
+        imgs = self.images
+        # Only a top-level map (its buffer is the mmap itself) can be reopened from file+offset;
+        # a view or slice of one would reopen at the parent's offset and read the wrong bytes.
+        if isinstance(imgs, np.memmap) and isinstance(imgs.base, mmap.mmap) and imgs.filename \
+                and imgs.flags.c_contiguous:
+            state["images"] = _MemmapRef(str(imgs.filename), int(imgs.offset), tuple(imgs.shape))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        ref = state["images"]
+        if isinstance(ref, _MemmapRef):
+            state["images"] = np.memmap(ref.filename, dtype=np.uint8, mode="r", offset=ref.offset, shape=ref.shape)
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         h, w = self.image_size

@@ -12,6 +12,7 @@ batches that did not come from a verified archive.
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import shutil
@@ -64,14 +65,26 @@ def _numpy_reconstruct() -> Any:
     return core.multiarray._reconstruct
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """An unpickler whose only reachable globals are the three that rebuild a numpy array."""
+    """An unpickler whose only reachable globals are those that rebuild a numpy array.
+
+    ``_codecs.encode`` (str -> bytes, no side effects) is how protocol-2 pickles written by
+    Python 3 store raw bytes, e.g. a batch re-saved with ``pickle.dump(..., protocol=2)``.
+    """
 
     def find_class(self, module: str, name: str) -> Any:
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
             return _numpy_reconstruct()
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
+        if module == "_codecs" and name == "encode":
+            return _latin1_encode
         raise pickle.UnpicklingError(f"refusing global {module}.{name}: CIFAR batches hold only numpy arrays")
 
 
@@ -137,10 +150,13 @@ def load_cifar_batches(
         if not path.is_file():
             raise FileNotFoundError(f"root: CIFAR batch file {path} does not exist")
         batch = read_batch(path)
+        if "data" not in batch or spec.label_key not in batch:
+            raise ValueError(f"CIFAR batch {path}: expected keys 'data' and {spec.label_key!r}, got {sorted(batch)}")
         data = np.asarray(batch["data"])
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise ValueError(f"CIFAR batch {path}: expected uint8 data of shape (n, 3072), got {data.dtype} {data.shape}")
-        images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # rows are R, G, B planes -> (n, 32, 32, 3)
+        # Each row holds the R, G and B planes, each 32x32 row-major.
+        images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # (n, 3072) -> (n, 32, 32, 3)
         labels.append(np.asarray(batch[spec.label_key], dtype=np.int64))
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in read_batch(folder / spec.meta)[spec.names_key]]
     x, y = np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)

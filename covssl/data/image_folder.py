@@ -137,9 +137,11 @@ def decode_images(
     chunks = [files[s:s + _CHUNK] for s in starts]
     bar, task, callback = None, None, progress if callable(progress) else None
     if progress is True:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True, disable=not sys.stderr.isatty())
+        console = Console(stderr=True)  # stdout may be a log or a pipe the caller parses
+        bar = Progress(console=console, transient=True, disable=not console.is_terminal)
         bar.start()
         task = bar.add_task(description, total=len(files))
     try:
@@ -179,7 +181,8 @@ def as_image_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] |
     if image_size is None:
         return None
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if not isinstance(size, (tuple, list)) or len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in size):
+    ok = isinstance(size, (tuple, list)) and len(size) == 2
+    if not ok or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
         raise ValueError(f"image_size: expected a positive int or (height, width), got {image_size!r}")
     return int(size[0]), int(size[1])
 
@@ -253,6 +256,12 @@ def load_image_folder(
         del out
         cache.discard(tmp)
     hit = cache.load_entry(entry, fp)
-    if hit is None:
-        raise OSError(f"cache entry {entry} was written but cannot be read back")
-    return ImageArrayDataset(hit[0], hit[1], classes, name)
+    if hit is not None:
+        return ImageArrayDataset(hit[0], hit[1], classes, name)
+    # Another process (e.g. a second distributed rank) began rebuilding the same entry right
+    # after our commit and removed meta.json; images.npy is still a complete file (os.replace
+    # is atomic) with the same content, so map it directly.
+    images = np.load(entry / "images.npy", mmap_mode="r")
+    if images.shape != shape:
+        raise OSError(f"cache entry {entry} was written but reads back as {images.shape}, expected {shape}")
+    return ImageArrayDataset(images, labels, classes, name)
