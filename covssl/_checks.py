@@ -11,6 +11,10 @@ import math
 import torch
 
 
+class NonFiniteError(ValueError):
+    """NaN/inf entries: a ValueError the training loop can tell apart from a shape or dtype error."""
+
+
 def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
     """Check that ``z`` is a finite floating tensor of shape (batch, dim) with batch >= 2."""
     if not isinstance(z, torch.Tensor):
@@ -27,7 +31,7 @@ def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Te
         raise ValueError(f"{name}: expected at least 1 dimension, got shape {tuple(z.shape)}")
     if not bool(torch.isfinite(z).all()):
         bad = int((~torch.isfinite(z)).sum())
-        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
+        raise NonFiniteError(f"{name}: expected finite values, got {bad} NaN/inf entries")
     return z
 
 

@@ -1,6 +1,6 @@
 """The command line: ``covssl train | eval | methods | export``.
 
-    covssl train                                   # offline default: digits, a few minutes on a CPU
+    covssl train                                   # offline default (-c digits/demo): minutes on a CPU
     covssl train -c cifar10/vicreg data.root=../shared/data/cifar10-jpeg.tar.gz train.epochs=20
     torchrun --nproc_per_node=2 -m covssl train -c cifar10/vicreg ...
 """
@@ -27,7 +27,9 @@ def _fail(error: Exception) -> None:
 @app.command(context_settings={"allow_extra_args": False})
 def train(
     overrides: Optional[List[str]] = typer.Argument(None, help="section.key=value overrides, e.g. optim.lr=0.1"),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML file or shipped config (cifar10/vicreg)"),
+    config: str = typer.Option(
+        "digits/demo", "--config", "-c", help="YAML file or shipped config (digits/demo, cifar10/vicreg, ...)"
+    ),
     resume: bool = typer.Option(False, "--resume", help="continue the run in train.out_dir from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in train.out_dir"),
 ) -> None:
@@ -119,3 +121,8 @@ def export(
 
     folder = export_backbone(model.backbone, config.model.backbone, backbone_kwargs(config), out)
     console.print(f"exported {config.model.backbone} to {folder}")
+
+
+from covssl.analysis_cli import register as _register_analysis  # noqa: E402  (diagnose, experiment)
+
+_register_analysis(app)

@@ -7,7 +7,9 @@ rejects unknown keys at every layer; :func:`validate` then checks values.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -160,8 +162,36 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
 
 
 def _positive(value: float, name: str) -> None:
-    if not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
+    if not (math.isfinite(value) and value > 0):  # inf passes `> 0` but is never a usable setting
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+
+
+def _validate_names(config: RunConfig) -> None:
+    """Method, objective spec, backbone, dataset and augmentation: checked now, not an hour into a run."""
+    from covssl.augment import validate_augment_config  # late imports: these layers sit above config
+    from covssl.data import list_datasets
+    from covssl.methods import get_method
+    from covssl.models import list_backbones
+    from covssl.objectives import Objective
+
+    _choice(config.data.dataset, tuple(list_datasets()), "data.dataset")
+    method = get_method(config.method.name)
+    try:
+        objective = Objective.from_spec(config.method.objective or method.objective, dim=config.model.projector_out)
+    except ValueError as error:
+        raise ValueError(f"method.objective: {error}") from None
+    if objective.needs_predictions and config.model.predictor_hidden <= 0:
+        raise ValueError(
+            f"model.predictor_hidden: the objective {objective.spec!r} compares predictions with targets; "
+            f"expected a width > 0, got {config.model.predictor_hidden}"
+        )
+    backbone = config.model.backbone
+    if not (backbone in list_backbones() or (backbone.startswith("timm:") and len(backbone) > len("timm:"))):
+        raise ValueError(f"model.backbone: expected one of {list_backbones()} or 'timm:<name>', got {backbone!r}")
+    try:
+        validate_augment_config(config.augment)
+    except ValueError as error:
+        raise ValueError(f"augment.{error}") from None
 
 
 def validate(config: RunConfig) -> None:
@@ -196,3 +226,29 @@ def validate(config: RunConfig) -> None:
         _positive(config.train.max_steps, "train.max_steps")
     if any(h <= 0 for h in config.model.projector_hidden):
         raise ValueError(f"model.projector_hidden: expected positive widths, got {config.model.projector_hidden}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.train.device):
+        raise ValueError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, got {config.train.device!r}")
+    if not str(config.train.out_dir).strip():
+        raise ValueError("train.out_dir: expected a folder path, got an empty string")
+    _positive(config.train.log_every, "train.log_every")
+    _positive(config.eval.batch_size, "eval.batch_size")
+    _positive(config.eval.linear_epochs, "eval.linear_epochs")
+    _positive(config.optim.lars_eta, "optim.lars_eta")
+    for name, value in (("train.seed", config.train.seed), ("train.knn_every", config.train.knn_every),
+                        ("model.predictor_hidden", config.model.predictor_hidden)):
+        if value < 0:  # seeds feed numpy's default_rng, which rejects negative ones
+            raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+    if len(config.optim.betas) != 2 or not all(0 <= b < 1 for b in config.optim.betas):
+        raise ValueError(f"optim.betas: expected two numbers in [0, 1), got {list(config.optim.betas)}")
+    for name, size in (("data.max_train_images", config.data.max_train_images),
+                       ("data.max_eval_images", config.data.max_eval_images)):
+        if size is not None and size < 1:
+            raise ValueError(f"{name}: expected a number of images >= 1 (or null for all), got {size}")
+    if config.data.max_train_images is not None and config.train.batch_size > config.data.max_train_images:
+        raise ValueError(
+            f"train.batch_size: {config.train.batch_size} is larger than the training set "
+            f"(data.max_train_images={config.data.max_train_images})"
+        )
+    if config.data.dataset == "imagefolder" and not config.data.root:
+        raise ValueError("data.root: the imagefolder dataset needs data.root=<folder with one subfolder per class>")
+    _validate_names(config)

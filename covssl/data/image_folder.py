@@ -88,6 +88,8 @@ def scan_image_folder(
 def _decode_one(path: str, size: tuple[int, int] | None) -> np.ndarray:
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I"):  # 16-bit grayscale (I;16*, or I): convert("RGB") would clip at 255
+                im = Image.fromarray(np.round(np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
             rgb = im.convert("RGB")  # forces the full decode, so truncated files fail here
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot decode image {path}: {exc}") from exc

@@ -7,17 +7,25 @@ optional clipping -> optimizer step at the warm-up + cosine learning rate -> EMA
 Resume is exact: the data order of an epoch is a pure function of (seed, epoch), and the
 checkpoint holds the model, optimizer, grad-scaler, EMA and RNG states plus the position in the
 epoch — so N steps straight and k steps + resume + N-k steps give the same weights on a CPU.
+
+Under torchrun, each rank takes its slice of every global batch (a seeded per-epoch permutation,
+like DistributedSampler), augments it as one process would (:func:`augment_local_views`), and
+DDP averages the gradients; the objective gathers the embeddings for its global terms (see
+:mod:`covssl.distributed` for why no extra scaling is needed). Logged numbers are averaged over
+ranks; rank 0 alone writes logs and checkpoints and evaluates; all ranks resume from the
+checkpoint rank 0 picks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,12 +33,14 @@ import torch
 from torch import nn
 
 from covssl import distributed
-from covssl.augment import EvalTransform, TwoViewAugment
+from covssl._checks import NonFiniteError
+from covssl.augment import EvalTransform, TwoViewAugment, augment_view, sample_view_params
+from covssl.augment.pipeline import to_unit_float
 from covssl.config import RunConfig
 from covssl.diagnostics import effective_rank, std_of_normalized
 from covssl.methods.model import SSLModel, build_model
 from covssl.models import cosine_momentum
-from covssl.train.checkpoint import load_latest, save_checkpoint
+from covssl.train.checkpoint import load_checkpoint_file, load_latest, save_checkpoint
 from covssl.train.data import load_splits
 from covssl.train.evaluation import KnnEvaluator
 from covssl.train.logs import CSVLog, TensorBoardLog
@@ -108,8 +118,50 @@ def _all_finite(tensors: Iterator[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
-def _nonfinite_terms(terms: dict[str, torch.Tensor]) -> list[str]:
-    return [name for name, value in terms.items() if not bool(torch.isfinite(value))]
+def _nonfinite_terms(values: dict[str, float]) -> list[str]:
+    return [name for name, value in values.items() if not math.isfinite(value)]
+
+
+def augment_generator(seed: int, step: int) -> torch.Generator:
+    """The augmentation RNG of one step: a pure function of (seed, step), the same on every rank."""
+    # Hashed, because torch's CPU generator keeps only the low 32 bits of its seed: an affine seed
+    # like epoch_order's would replay the data-order stream of epoch k at step k.
+    digest = hashlib.blake2b(f"covssl-augment:{seed}:{step}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
+
+
+def augment_local_views(
+    augment: TwoViewAugment, images: torch.Tensor, global_batch: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's two views of its rows ``images`` of the global batch, as one process would make them.
+
+    Every rank draws the random parameters of the *whole* global batch from the same generator
+    (:func:`augment_generator`) and applies its own rows' share (``distributed.local_rows``): a
+    sample's views depend neither on the rank that augments it nor on the world size, so 1 and
+    N processes train on the same views, and a resumed run needs no augmentation RNG state.
+    With one process this is ``augment(images, generator=generator)``.
+    """
+    rows = distributed.local_rows(global_batch)
+    x = to_unit_float(images)
+    height, width = x.shape[-2:]
+    # both views' parameters first, in TwoViewAugment's order; ``order`` (jitter steps) is per call
+    recipes = (augment.config.view1, augment.config.view2)
+    params = [sample_view_params(global_batch, height, width, recipe, generator) for recipe in recipes]
+    views = []
+    for p in params:
+        local = replace(p, **{f.name: getattr(p, f.name)[rows] for f in fields(p) if f.name != "order"})
+        out = augment_view(x, local, augment.config.image_size, augment.blur_kernel)  # (B_local, 3, S, S)
+        views.append(out.sub_(augment.mean.to(out.device)).div_(augment.std.to(out.device)))
+    return views[0], views[1]
+
+
+def _load_resume_state(run_dir: Path, device: torch.device) -> tuple[dict[str, Any], Path] | None:
+    """Rank 0 picks the newest good checkpoint and every rank loads that same file (shared run folder)."""
+    loaded = load_latest(run_dir, map_location=device) if distributed.is_main_process() else None
+    chosen = distributed.broadcast_object(None if loaded is None else str(loaded[1]))
+    if loaded is None and chosen is not None:
+        loaded = load_checkpoint_file(Path(chosen), map_location=device), Path(chosen)
+    return loaded
 
 
 def _checkpoint_state(
@@ -132,8 +184,17 @@ def _checkpoint_state(
 
 
 def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train the model a resolved :class:`RunConfig` describes; see the module docstring."""
+    """Train the model a resolved :class:`RunConfig` describes; see the module docstring.
+
+    Launched by ``torchrun`` (RANK / WORLD_SIZE in the environment), the process group is
+    created here (nccl on CUDA, gloo on CPU) and destroyed when training ends.
+    """
     device = resolve_device(config.train.device)
+    with distributed.process_group(device):
+        return _train(config, distributed.local_device(device), resume, overwrite)
+
+
+def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: bool) -> TrainResult:
     amp_dtype = autocast_dtype(config.train.precision, device)
     main = distributed.is_main_process()
     run_dir = prepare_run_dir(config, resume, overwrite) if main else Path(config.train.out_dir)
@@ -155,7 +216,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
     wrapped: nn.Module = model
     if distributed.is_distributed():
         if config.model.sync_batchnorm:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     augment = TwoViewAugment(config.augment).to(device)
     evaluator = KnnEvaluator(splits, EvalTransform(config.augment).to(device), device, config.eval)
@@ -164,7 +225,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     step, epoch, position, baselines = 0, 0, 0, {}
-    loaded = load_latest(run_dir, map_location=device) if resume else None
+    loaded = _load_resume_state(run_dir, device) if resume else None
     if loaded is not None:
         state, path = loaded
         model.load_state_dict(state["model"])
@@ -183,11 +244,12 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
     step_log, epoch_log = CSVLog(run_dir / "steps.csv", "step"), CSVLog(run_dir / "epochs.csv", "epoch")
     if main:
         step_log.truncate_after(step)
-        epoch_log.truncate_after(epoch - 1 if position else epoch)
+        epoch_log.truncate_after(epoch - 1)  # completed epochs are those before `epoch`
     board = TensorBoardLog(run_dir / "tensorboard") if main else None
     stop = _StopFlag()
-    local_batch = global_batch // world
     max_steps = config.train.max_steps or total_steps
+    # the keys of ObjectiveOutput.as_floats(): a rank whose network output is NaN logs NaN for each
+    term_keys = ["loss", *(t.name for t in model.objective.term_specs)]
     images_seen, started = 0, time.perf_counter()
     result = TrainResult(run_dir, step)
 
@@ -199,15 +261,26 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
             epoch_losses: list[float] = []
             while position < steps_per_epoch and step < max_steps and stop.raised is None:
                 batch_idx = order[position * global_batch : (position + 1) * global_batch]
-                local_idx = batch_idx[distributed.rank() * local_batch : (distributed.rank() + 1) * local_batch]
+                local_idx = batch_idx[distributed.local_rows(global_batch)]  # this rank's share
                 images, _ = splits.train.__getitems__(local_idx.tolist())
                 images = images.to(device, non_blocking=True)
                 lr = warmup_cosine(step, total_steps, warmup_steps, peak_lr, config.optim.final_lr_ratio)
                 set_lr(optimizer, lr)
+                generator = augment_generator(config.train.seed, step)
+                # BatchNorm statistics and running covariances are updated by the forward pass itself:
+                # kept to be restored if this step is skipped
+                buffers = [b.detach().clone() for b in model.buffers()] if config.train.on_nonfinite == "skip" else []
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    view1, view2 = augment(images)
-                    output, z1 = wrapped(view1, view2)
-                bad_terms = _nonfinite_terms({"loss": output.loss, **output.terms})
+                    view1, view2 = augment_local_views(augment, images, global_batch, generator)
+                    try:
+                        output, z1 = wrapped(view1, view2)
+                    except NonFiniteError:  # the network itself produced NaN/inf: same policy as a NaN term
+                        output, z1 = None, None
+                # averaged over ranks: the global batch's numbers, and one skip/stop decision for all
+                values = distributed.mean_over_ranks(
+                    output.as_floats() if output is not None else dict.fromkeys(term_keys, math.nan)
+                )
+                bad_terms = _nonfinite_terms(values) if output is not None else ["embeddings (network output)"]
                 optimizer.zero_grad(set_to_none=True)
                 if not bad_terms:
                     scaler.scale(output.loss).backward()
@@ -222,6 +295,9 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
                         raise NonFiniteLossError(f"{message}; the last good checkpoint is kept in {run_dir}")
                     log.warning("%s; step skipped", message)
                     optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():
+                        for buffer, saved in zip(model.buffers(), buffers):
+                            buffer.copy_(saved)
                     scaler.update()
                 else:
                     scaler.step(optimizer)
@@ -231,14 +307,14 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
                 step += 1
                 position += 1
                 images_seen += global_batch
-                last_z = z1
-                values = output.as_floats()
+                last_z = z1 if z1 is not None else last_z
                 epoch_losses.append(values["loss"])
                 if main and (step % config.train.log_every == 0 or step == 1):
                     row = {"step": step, "epoch": epoch, "lr": lr, **values}
                     step_log.write(row)
                     board.write("train", row, step)  # type: ignore[union-attr]
                 bar.update(step, f"epoch {epoch + 1}/{config.train.epochs} loss {values['loss']:.4f}")
+                stop.raised = distributed.max_over_ranks(stop.raised or 0) or None  # all ranks stop together
             if position >= steps_per_epoch:  # the epoch is complete
                 if main:
                     row = {"epoch": epoch, "step": step, "loss": sum(epoch_losses) / max(1, len(epoch_losses))}
