@@ -45,6 +45,9 @@ def train(
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
+    except KeyboardInterrupt as stopped:
+        console.print(f"[yellow]stopped:[/] {stopped}; continue with --resume")
+        raise typer.Exit(code=130) from None
     if not is_main_process():
         return
     table = Table(title=f"kNN top-1 (k={resolved.eval.knn_k}, T={resolved.eval.knn_temperature}) — {resolved.data.dataset}")

@@ -136,6 +136,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     cli_layer = OmegaConf.from_dotlist(list(overrides or []))
     # the method (and dataset) decide their defaults before the file and the CLI override them
     probe = _merge(_merge(config, file_layer or {}, f"config {path}"), cli_layer, "command-line override")
+    from covssl.data import list_datasets
+
+    if probe.data.dataset not in list_datasets():
+        raise ValueError(f"data.dataset: expected one of {list_datasets()}, got {probe.data.dataset!r}")
     config = _merge(config, method_defaults(probe.method.name, probe.data.dataset), "method defaults")
     if file_layer is not None:
         config = _merge(config, file_layer, f"config {path}")

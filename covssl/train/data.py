@@ -44,6 +44,16 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     """Load the train and test splits of the configured dataset (seeded subsets when asked)."""
     root = resolve_root(config)
     common = {"root": root, "download": config.download, "cache_dir": config.cache_dir}
-    train = _seeded_subset(load_dataset(config.dataset, split="train", **common), config.max_train_images, seed)
-    test = _seeded_subset(load_dataset(config.dataset, split="test", **common), config.max_eval_images, seed + 1)
+    train = load_dataset(config.dataset, split="train", **common)
+    try:
+        test = load_dataset(config.dataset, split="test", **common)
+    except FileNotFoundError:
+        if config.dataset != "imagefolder" or (Path(str(root)) / "train").is_dir():
+            raise  # a train/ folder without test/ is a broken tree, not a flat one
+        # a flat root/<class>/ tree has no test split: hold out a seeded 10% for evaluation
+        order = np.random.default_rng(seed).permutation(len(train))
+        cut = max(1, len(train) // 10)
+        train, test = train.subset(np.sort(order[cut:])), train.subset(np.sort(order[:cut]))
+    train = _seeded_subset(train, config.max_train_images, seed)
+    test = _seeded_subset(test, config.max_eval_images, seed + 1)
     return Splits(train=train, bank=train, test=test)

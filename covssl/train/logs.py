@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,17 @@ class CSVLog:
         if self.fields is None:
             return
         with open(self.path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(float(r[self.key])) <= value]
-        with open(self.path, "w", newline="") as handle:
+            # a row cut short by a kill has missing fields: drop it with the rows after the checkpoint
+            rows = [
+                r for r in csv.DictReader(handle)
+                if None not in r.values() and r[self.key] and int(float(r[self.key])) <= value
+            ]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.fields)
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(tmp, self.path)  # atomic: a kill here leaves the old or the new log
 
     def write(self, row: dict[str, Any]) -> None:
         new = self.fields is None

@@ -206,8 +206,6 @@ CASES: dict[str, Case] = {
     "text file named .png": Case(_folder(_text_as_png), ValueError, "cannot decode image"),
     "images of two sizes": Case(_folder(_other_size), ValueError, "pass image_size=... to resize all images"),
     "no test split": Case(_folder(_no_test_split), FileNotFoundError, "has split subfolders but no test/ folder"),
-    "flat tree (no split folders)": Case(lambda tmp: _train_on_folder(tmp, _tree(tmp / "flat", splits=("",))), FileNotFoundError,
-                                         "has no train/ and test/ subfolders, so split='test' has no images"),
     "no class folders": Case(_folder(_no_classes), ValueError, "root: no class folders in"),
     "dataset smaller than a batch": Case(_folder(lambda root: None, "train.batch_size=16"), ValueError,
                                          "train.batch_size: 16 is larger than the training set (8 images)"),

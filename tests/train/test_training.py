@@ -97,3 +97,21 @@ def test_nonfinite_loss_can_skip_the_step(make_config, monkeypatch) -> None:
     config = make_config("vicreg", "train.max_steps=2", "train.on_nonfinite=skip")
     result = train(config)
     assert result.step == 2
+
+
+def test_a_flat_image_folder_trains_with_a_held_out_split(tmp_path, make_config) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (tmp_path / "flat" / label).mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "flat" / label / f"{i}.png")
+    config = make_config(
+        "vicreg", "data.dataset=imagefolder", f"data.root={tmp_path / 'flat'}", f"data.cache_dir={tmp_path / 'cache'}",
+        "data.max_train_images=null", "data.max_eval_images=null", "train.max_steps=2", "augment.image_size=16",
+    )
+    result = train(config)
+    assert result.step == 2 and 0 <= result.knn["trained"] <= 1
