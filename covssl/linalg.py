@@ -110,5 +110,11 @@ def offdiagonal_sq_sum(a: torch.Tensor, b: torch.Tensor, scale: float, path: Pat
 
     Uses sum_{i != j} C_ij^2 = ||C||_F^2 - sum_i C_ii^2 with C_ii = scale * sum_b a_bi b_bi.
     """
+    batch, dim = a.shape
+    if not use_sample_side(batch, dim, path):
+        c = scale * (a.T @ b)  # (d, B) @ (B, d) -> (d, d)
+        # exact and never negative: no cancellation between ||C||_F^2 and its diagonal
+        return (c - torch.diag(torch.diagonal(c))).pow(2).sum()
     diagonal = scale * (a * b).sum(dim=0)  # (d,)
+    # when B < d, C has rank < d and its off-diagonal mass is large, so the cancellation is mild
     return scale**2 * cross_gram_frobenius_sq(a, b, path) - diagonal.pow(2).sum()

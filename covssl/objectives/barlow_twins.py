@@ -5,6 +5,8 @@
 
 Distributed training: the batch standardization and the cross-correlation use whatever batch
 they are given; pass the globally gathered batch to match a single-process run on it.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``barlow_twins`` is global: the mean
+and (biased) variance of the standardization and C = z1n^T z2n / N use the gathered batch, N global.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ callers decide (SimDINO l2-normalizes first). Both compute in float32 or higher 
 disabled, and return float32 for fp16/bf16 inputs.
 
 Distributed training: pass the globally gathered batch; R is not a sum over samples.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``coding_rate`` and
+``taylor_coding_rate`` are global (S = Z^T Z / N over the gathered batch, N global).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def coding_rate(z: torch.Tensor, eps: float = 0.5, path: Path = "auto") -> torch
 
     R_eps(Z) = 1/2 logdet(I_d + d / (B eps^2) Z^T Z)
 
-    Computed by Sylvester's identity on the B x B side when B < d (1/2 logdet(I_B + a/B Z Z^T)),
-    with a Cholesky factorization in >= float32.
+    With a = d / eps^2 this is 1/2 logdet(I_d + a S), S = Z^T Z / B. When B < d it is computed
+    on the B x B side by Sylvester's identity, 1/2 logdet(I_B + (a/B) Z Z^T), always with a
+    Cholesky factorization in >= float32.
 
     Args:
         z: embeddings, shape (batch, dim), batch >= 2.
@@ -44,7 +47,7 @@ def coding_rate(z: torch.Tensor, eps: float = 0.5, path: Path = "auto") -> torch
         rank-1, collapsed Z (value 1/2 log(1 + d t / eps^2)).
 
     Raises:
-        ValueError: on bad input, or when I + a Z^T Z is not numerically positive definite
+        ValueError: on bad input, or when I + a S is not numerically positive definite
             (overflowing embeddings) instead of returning NaN.
 
     Examples:

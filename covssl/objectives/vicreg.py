@@ -9,6 +9,9 @@ variance term is the *mean* of the two branches (``/ 2``) while the covariance t
 
 Distributed training: every term here uses whatever batch it is given; pass the globally
 gathered batch for the variance and covariance terms, as the official code does.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``variance_hinge`` and
+``covariance_penalty`` are global (Var_j and C over the gathered batch, divisor N - 1 with N the
+global batch); the invariance (the ``mse`` term) is local (a mean over the rank's own rows).
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ def variance_hinge(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4, squar
         0.99
     """
     check_embeddings(z, "z")
-    gamma = check_positive(gamma, "gamma")
-    eps = check_positive(eps, "eps")
+    return _variance_hinge(z, check_positive(gamma, "gamma"), check_positive(eps, "eps"), squared)
+
+
+def _variance_hinge(z: torch.Tensor, gamma: float, eps: float, squared: bool) -> torch.Tensor:
     with torch.autocast(device_type=z.device.type, enabled=False):
         std = torch.sqrt(at_least_float32(z).var(dim=0) + eps)  # (d,), unbiased like the official code
         hinge = F.relu(gamma - std)
@@ -65,8 +70,9 @@ def covariance_penalty(z: torch.Tensor, path: Path = "auto") -> torch.Tensor:
         path: "auto" (B x B when B < d), "feature" (d x d) or "sample" (B x B).
 
     Returns:
-        Scalar tensor; 0 for decorrelated embeddings. Not invariant to rotations z -> z Q
-        (only ||C||_F^2 is): it penalizes correlation in the given basis.
+        Scalar tensor; 0 for decorrelated embeddings, up to rounding: it is computed as a
+        difference, so it can come out ~1e-16 * ||C||_F^2 below zero (float64). Not invariant to
+        rotations z -> z Q (only ||C||_F^2 is): it penalizes correlation in the given basis.
 
     Examples:
         >>> z = torch.randn(16, 64)
@@ -74,8 +80,12 @@ def covariance_penalty(z: torch.Tensor, path: Path = "auto") -> torch.Tensor:
         torch.Size([])
     """
     check_embeddings(z, "z")
+    use_sample_side(z.shape[0], z.shape[1], path)  # validates ``path`` before any work
+    return _covariance_penalty(z, path)
+
+
+def _covariance_penalty(z: torch.Tensor, path: Path) -> torch.Tensor:
     batch, dim = z.shape
-    use_sample_side(batch, dim, path)  # validates ``path`` before any work
     with torch.autocast(device_type=z.device.type, enabled=False):
         # Float32 at least: the B x B path multiplies two Gram matrices entrywise, which overflows fp16.
         zc = center(at_least_float32(z))  # (B, d)
@@ -121,12 +131,15 @@ def vicreg_loss(
         >>> sorted(out)
         ['covariance', 'invariance', 'loss', 'variance']
     """
-    check_pair(z1, z2)
+    check_pair(z1, z2)  # once here: each finiteness check is a device sync on GPU
     sim_weight = check_non_negative(sim_weight, "sim_weight")
     var_weight = check_non_negative(var_weight, "var_weight")
     cov_weight = check_non_negative(cov_weight, "cov_weight")
+    gamma = check_positive(gamma, "gamma")
+    eps = check_positive(eps, "eps")
+    use_sample_side(z1.shape[0], z1.shape[1], path)  # validates ``path`` before any work
     invariance = F.mse_loss(at_least_float32(z1), at_least_float32(z2))
-    variance = (variance_hinge(z1, gamma, eps) + variance_hinge(z2, gamma, eps)) / 2
-    covariance = covariance_penalty(z1, path) + covariance_penalty(z2, path)
+    variance = (_variance_hinge(z1, gamma, eps, False) + _variance_hinge(z2, gamma, eps, False)) / 2
+    covariance = _covariance_penalty(z1, path) + _covariance_penalty(z2, path)
     loss = sim_weight * invariance + var_weight * variance + cov_weight * covariance
     return {"loss": loss, "invariance": invariance, "variance": variance, "covariance": covariance}
