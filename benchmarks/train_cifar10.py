@@ -70,6 +70,19 @@ def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, obje
     }
 
 
+def augmentation_throughput(batch_size: int, quick: bool) -> list[dict]:
+    """Two-view augmentation images/s, covssl vs a per-image PIL pipeline, measured in this run."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("covssl_bench_augment", Path(__file__).with_name("augment.py"))
+    augment_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(augment_bench)  # type: ignore[union-attr]
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
+    return augment_bench.measure(1, (batch_size,), 1 if quick else 5, images, mallopt=False)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny run on digits, seconds")
@@ -109,6 +122,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['random_init_knn_top1']:6.2f} {r['raw_pixels_knn_top1']:6.2f} "
               f"{r['images_per_s']:7.1f} {r['wall_s']:7.1f}")
+    print("\naugmentation, two views, 1 thread, same run:")
+    for r in augmentation_throughput(args.batch_size, args.quick):
+        if r["pipeline"] in ("covssl", "pil"):
+            print(f"  {r['pipeline']:8s} {r['images_per_s']:9.1f} images/s  ({r['speedup_vs_pil']:.2f}x PIL)")
     return rows
 
 
