@@ -36,6 +36,8 @@ the batch is small, and a float32 Cholesky then fails.
 
 Distributed training: R is a function of the batch covariance; pass the globally gathered
 z1, z2 so that every rank updates identical running estimates.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``corinfomax`` is global (mu_k, R_k
+updated from the gathered batch, divisor N global); its alignment (``mse``) is local.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ full-rank it pushes the 2B x 2B Gram matrix of the normalized embeddings towards
 
 Distributed training: the negatives are the rows of the batch it is given; pass the globally
 gathered z1, z2 to use the negatives of all ranks.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``info_nce`` is global: 2N anchors
+of the gathered batch, each with 2N - 2 negatives from all ranks (N global).
 """
 
 from __future__ import annotations

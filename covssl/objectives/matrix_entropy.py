@@ -19,6 +19,7 @@ covssl regularizes. Matrix-SSL itself uses the uncentered second moment of l2-no
 Zn^T Zn / B, whose trace is 1 automatically: ``center=False, normalize=True`` gives exactly that.
 
 Distributed training: a function of the batch covariance; pass the gathered batch.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``matrix_entropy`` is global.
 """
 
 from __future__ import annotations

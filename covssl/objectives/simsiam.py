@@ -11,6 +11,8 @@ epochs, which is why ``negative_cosine`` detaches its target *inside* the functi
 cannot forget it.
 
 All terms here are per-sample averages: under torch.distributed they are computed per rank.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``negative_cosine`` and ``cosine``
+are local (means over the rank's own rows).
 """
 
 from __future__ import annotations
@@ -50,6 +52,32 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """
     check_pair(p, z, names=("p", "z"))
     return -_cosine(p, z.detach()).mean()  # detach here, not at the call site: see the module doc
+
+
+def negative_cosine_no_stopgrad(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """D(p, z) *without* the stop-gradient: the ablation of [0, Sec. 4.1, Fig. 2] that collapses.
+
+    D(p, z) = -(1/B) sum_b  p_b . z_b / (||p_b|| ||z_b||),   gradients into p and z
+
+    Only for experiments that show the collapse (``covssl experiment simsiam-collapse``):
+    the loss reaches its minimum -1 by mapping every image to the same direction.
+
+    Args:
+        p: predictor outputs, shape (batch, dim), batch >= 2.
+        z: projector outputs of the other view, shape (batch, dim).
+
+    Returns:
+        Scalar tensor in [-1, 1], differentiable with respect to both p and z.
+
+    Examples:
+        >>> p = torch.randn(8, 16, requires_grad=True)
+        >>> z = torch.randn(8, 16, requires_grad=True)
+        >>> negative_cosine_no_stopgrad(p, z).backward()
+        >>> z.grad is not None
+        True
+    """
+    check_pair(p, z, names=("p", "z"))
+    return -_cosine(p, z).mean()
 
 
 def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

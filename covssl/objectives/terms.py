@@ -30,7 +30,7 @@ from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
 from covssl.objectives.corinfomax import CorInfoMaxRegularizer
 from covssl.objectives.info_nce import info_nce_loss
 from covssl.objectives.matrix_entropy import matrix_entropy
-from covssl.objectives.simsiam import cosine_alignment, negative_cosine
+from covssl.objectives.simsiam import cosine_alignment, negative_cosine, negative_cosine_no_stopgrad
 from covssl.objectives.uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge
 
@@ -120,6 +120,13 @@ for _term in (
         negative_cosine,
         "predict",
         "D(p1, sg(z2))/2 + D(p2, sg(z1))/2, D = -cos  (needs a predictor)",
+        scope="local",
+    ),
+    TermDef(
+        "negative_cosine_no_stopgrad",
+        negative_cosine_no_stopgrad,
+        "predict",
+        "D(p1, z2)/2 + D(p2, z1)/2, D = -cos, no stop-gradient (SimSiam's ablation: collapses)",
         scope="local",
     ),
     TermDef("variance_hinge", variance_hinge, "branch", "mean_j relu(gamma - sqrt(Var_j + eps)), mean over views"),

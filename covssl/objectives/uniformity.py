@@ -11,6 +11,8 @@ CIFAR-10 features).
 
 Distributed training: uniformity is a function of all pairs of the batch; pass the gathered
 batch to include the pairs across ranks. Alignment is per-sample and is computed per rank.
+Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``uniformity`` is global (all pairs
+of the gathered batch).
 """
 
 from __future__ import annotations
