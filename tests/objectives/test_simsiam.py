@@ -10,7 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covssl.objectives.simsiam import cosine_alignment, negative_cosine, simsiam_loss
+from covssl.objectives.simsiam import (
+    cosine_alignment,
+    negative_cosine,
+    negative_cosine_no_stopgrad,
+    simsiam_loss,
+)
 
 
 def reference_cosines(a: np.ndarray, b: np.ndarray) -> list[float]:
@@ -115,3 +120,19 @@ def test_bfloat16_computes_in_float32() -> None:
 def test_bad_input(call: object, name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name}:"):
         call()  # type: ignore[operator]
+
+
+def test_no_stopgrad_variant_has_the_same_value_and_a_gradient_into_the_target() -> None:
+    p, z = _randn(4, 6, 5), _randn(5, 6, 5)
+    expected = -sum(reference_cosines(p.numpy(), z.numpy())) / 6
+    assert negative_cosine_no_stopgrad(p, z).item() == pytest.approx(expected, abs=1e-12)
+    # d/dz_b of -cos(p_b, z_b)/B = -(pn_b - cos_b zn_b) / (B ||z_b||), written from the formula
+    pn = p.numpy() / np.linalg.norm(p.numpy(), axis=1, keepdims=True)
+    norms = np.linalg.norm(z.numpy(), axis=1, keepdims=True)
+    cos = np.array(reference_cosines(p.numpy(), z.numpy()))[:, None]
+    expected_grad = -(pn - cos * z.numpy() / norms) / (6 * norms)
+    z_leaf = z.clone().requires_grad_(True)
+    (grad_z,) = torch.autograd.grad(negative_cosine_no_stopgrad(p, z_leaf), z_leaf)
+    np.testing.assert_allclose(grad_z.numpy(), expected_grad, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="z"):
+        negative_cosine_no_stopgrad(torch.randn(4, 3), torch.randn(4, 2))
