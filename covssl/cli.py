@@ -20,7 +20,9 @@ console = Console()
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(str(error))}")  # escape: "covssl[plot]" must print as is
     raise typer.Exit(code=2)
 
 

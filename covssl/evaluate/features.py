@@ -12,7 +12,8 @@ from torch import nn
 def iterate_batches(images: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
     """uint8 (B, 3, H, W) tensors from an (N, H, W, 3) uint8 array, in order."""
     for start in range(0, len(images), batch_size):
-        yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).permute(0, 3, 1, 2)
+        # np.array copies: a read-only memory map cannot back a tensor without a warning
+        yield torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
