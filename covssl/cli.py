@@ -34,6 +34,7 @@ def train(
     ),
     resume: bool = typer.Option(False, "--resume", help="continue the run in train.out_dir from its last checkpoint"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in train.out_dir"),
+    download: bool = typer.Option(False, "--download", help="fetch CIFAR's official archive if missing (needs internet)"),
 ) -> None:
     """Train an encoder; ends by printing kNN accuracy next to random init and raw pixels."""
     from covssl.config import load_config
@@ -42,7 +43,7 @@ def train(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        resolved = load_config(config, overrides or [])
+        resolved = load_config(config, [*(overrides or []), *(["data.download=true"] if download else [])])
         result = run_training(resolved, resume=resume, overwrite=overwrite)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
@@ -98,12 +99,20 @@ def methods() -> None:
     from covssl.objectives.spec import parse_spec
 
     table = Table(title="covssl methods (L = L_align + sum_k lambda_k Omega_k)")
-    for column in ("method", "objective spec", "terms", "paper"):
+    for column in ("method", "objective spec", "terms", "CIFAR defaults", "paper"):
         table.add_column(column, overflow="fold")
     for name in sorted(METHODS):
         method = METHODS[name]
         formulas = "\n".join(f"{t.name}: {get_term(t.name).formula}" for t in parse_spec(method.objective).terms)
-        table.add_row(name, method.objective, formulas, method.paper)
+        model, optim = method.model, method.optim
+        widths = [*model.get("projector_hidden", []), model.get("projector_out", "?")]
+        shown = f"projector {'-'.join(map(str, widths))}"
+        if model.get("predictor_hidden"):
+            shown += f", predictor {model['predictor_hidden']}"
+        if model.get("ema_momentum") is not None:
+            shown += f", EMA {model['ema_momentum']}"
+        shown += f"; {optim.get('optimizer')} lr {optim.get('lr')}/256, wd {optim.get('weight_decay')}"
+        table.add_row(name, method.objective, formulas, shown, method.paper)
     console.print(table)
     console.print("Compose your own: covssl train method.objective='mse:25 + coding_rate(eps=0.5):1'")
 
