@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/covssl train
+	$(VENV)/bin/covssl train --overwrite  # the offline default (-c digits/demo); reruns replace runs/digits-demo
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
