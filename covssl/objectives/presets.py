@@ -38,7 +38,9 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "coding_rate",
-            "cosine:1 + coding_rate(eps=0.5):0.1; normalize",
+            # R is a sum over the batch while the alignment is a mean, so R's weight is small; pilot on
+            # CIFAR-10 (batch 128, 6 epochs, kNN): weight 0.1 -> 18.4%, 0.02 -> 28.3%, 0.005 -> 31.0%
+            "cosine:1 + coding_rate(eps=0.5):0.005; normalize",
             "SimDINO-style: l2-normalize, align the views, maximize the coding rate (log-det)",
             "Wu et al. 2025, https://arxiv.org/abs/2502.10385; Yu et al. 2020, https://arxiv.org/abs/2006.08558",
         ),
