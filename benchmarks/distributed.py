@@ -80,6 +80,7 @@ def _measure(setting: dict, threads: int) -> dict:
     from covssl.augment import TwoViewAugment
     from covssl.config import load_config
     from covssl.methods.model import build_model
+    from covssl.models.global_batchnorm import convert_sync_batchnorm
     from covssl.train.loop import augment_generator, augment_local_views
     from covssl.train.optim import build_optimizer, scaled_lr
 
@@ -95,7 +96,7 @@ def _measure(setting: dict, threads: int) -> dict:
     model = build_model(config)
     wrapped: torch.nn.Module = model
     if distributed.is_distributed():
-        model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
+        model = convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
     augment = TwoViewAugment(config.augment)
     optimizer = build_optimizer(model, config.optim, scaled_lr(config.optim, batch))

@@ -34,6 +34,7 @@ from torch import nn
 
 from covssl import distributed
 from covssl._checks import NonFiniteError
+from covssl.models.global_batchnorm import convert_sync_batchnorm
 from covssl.augment import EvalTransform, TwoViewAugment, augment_view, sample_view_params
 from covssl.augment.pipeline import to_unit_float
 from covssl.config import RunConfig
@@ -216,7 +217,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
     wrapped: nn.Module = model
     if distributed.is_distributed():
         if config.model.sync_batchnorm:
-            model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
+            model = convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     augment = TwoViewAugment(config.augment).to(device)
     evaluator = KnnEvaluator(splits, EvalTransform(config.augment).to(device), device, config.eval)

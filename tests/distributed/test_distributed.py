@@ -20,7 +20,7 @@ from torch import nn
 
 from covssl import distributed
 from covssl.augment import AugmentConfig, TwoViewAugment, ViewConfig
-from covssl.distributed import GlobalBatchNorm, convert_sync_batchnorm
+from covssl.models.global_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 from covssl.objectives import preset
 from covssl.train.loop import augment_generator, augment_local_views
 
