@@ -115,3 +115,26 @@ def test_a_flat_image_folder_trains_with_a_held_out_split(tmp_path, make_config)
     )
     result = train(config)
     assert result.step == 2 and 0 <= result.knn["trained"] <= 1
+
+
+@pytest.mark.parametrize("method", ["vicreg", "coding_rate"])
+def test_bf16_autocast_trains_with_the_objective_in_fp32(make_config, method: str, monkeypatch) -> None:
+    """The mixed-precision path (bf16 autocast; on CPU here, on CUDA in real runs): the network runs in
+    bf16, the objective (log-det included) receives and returns float32."""
+    from covssl.objectives import Objective
+
+    seen: list[torch.dtype] = []
+    inputs: list[torch.dtype] = []
+    original = Objective.forward
+
+    def spy(self, z1, z2, p1=None, p2=None):
+        inputs.append(z1.dtype)
+        out = original(self, z1, z2, p1, p2)
+        seen.append(out.loss.dtype)
+        return out
+
+    monkeypatch.setattr(Objective, "forward", spy)
+    result = train(make_config(method, "train.max_steps=2", "train.precision=bf16"))
+    assert result.step == 2
+    assert seen and all(dtype == torch.float32 for dtype in seen)
+    assert inputs and all(dtype == torch.bfloat16 for dtype in inputs)  # the network really ran in bf16
