@@ -1,0 +1,221 @@
+"""Fixed-budget quality protocol on the CIFAR-10 copy: every preset, the same backbone, views and schedule.
+
+Each preset trains the same ResNet (CIFAR stem, small width), on the same two-view augmentation
+recipe (SimCLR's CIFAR recipe by default) at the same crop size, with the same projector widths,
+batch, epochs and warm-up + cosine schedule; only the objective, the optimizer and learning rate
+of the method's paper (its registry entry) and a method's extra heads (SimSiam/BYOL predictor,
+EMA target) differ. Reported per preset: kNN top-1 (k=200, T=0.1) and linear-probe top-1 on the
+test split, training images/s, training and total wall time, peak resident memory; once per run:
+raw-pixel kNN and a random-init encoder (the floor any learning must beat). Results go to
+benchmarks/results/quality_cifar10.csv, stamped with machine, torch, threads and date.
+
+The defaults are the settings of the shipped config ``cifar10/cpu_fast`` (found by the pilots
+recorded in that file): the budget a 2-core CPU affords in about 30 minutes per preset.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/quality_cifar10.py --methods vicreg simclr
+    .venv/bin/python benchmarks/quality_cifar10.py --quick      # digits, seconds: keeps it working
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import resource
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from covssl.augment import augment_preset
+from covssl.config import load_config
+from covssl.methods import list_methods
+from covssl.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+RESULTS = ROOT / "benchmarks" / "results" / "quality_cifar10.csv"
+
+
+def machine() -> str:
+    """CPU model and architecture (platform.processor() is empty on Linux: read /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()}, {os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()} ({os.cpu_count()} CPUs)".strip()
+
+# The protocol's budget: keep in step with covssl/configs/cifar10/cpu_fast.yaml (a test checks it).
+PROTOCOL = {
+    "backbone": "resnet18",
+    "width": 0.25,
+    "image_size": 24,
+    "projector_hidden": [1024],
+    "projector_out": 512,
+    "batch_size": 256,
+    "epochs": 10,
+    "warmup_epochs": 1.0,
+}
+
+
+def reset_peak_memory() -> None:
+    """Reset the kernel's peak-RSS counter of this process (Linux), so each preset reports its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed: peak_memory_mb falls back to the process-wide peak
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory (VmHWM) since the last reset, in MiB; ru_maxrss where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # the kernel reports kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _dotlist(prefix: str, value: Any) -> list[str]:
+    """Flatten a nested dict into OmegaConf ``a.b=value`` strings (lists written as ``[x,y]``)."""
+    if isinstance(value, dict):
+        return [item for key, sub in value.items() for item in _dotlist(f"{prefix}.{key}", sub)]
+    if isinstance(value, (list, tuple)):
+        return [f"{prefix}=[{','.join(repr(float(v)) for v in value)}]"]
+    return [f"{prefix}={value}"]
+
+
+def common_augment(recipe: str, image_size: int, dataset: str) -> list[str]:
+    """Overrides that give every preset the same two-view recipe (blur kernel sized for the crops)."""
+    return _dotlist("augment", asdict(augment_preset(recipe, image_size, dataset)))
+
+
+def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
+    """The shared budget for one preset, as ``load_config`` overrides."""
+    hidden = ",".join(str(h) for h in args.projector_hidden)
+    overrides = [
+        f"method.name={method}",
+        f"data.dataset={args.dataset}",
+        f"model.backbone={args.backbone}",
+        f"model.width={args.width}",
+        f"model.projector_hidden=[{hidden}]",
+        f"model.projector_out={args.projector_out}",
+        f"train.epochs={args.epochs}",
+        f"train.batch_size={args.batch_size}",
+        f"optim.warmup_epochs={args.warmup_epochs}",
+        f"augment.image_size={args.image_size}",
+        f"eval.linear_probe={args.linear_probe}",
+        f"eval.linear_epochs={args.linear_epochs}",
+        f"train.out_dir={args.runs / method}",
+        "train.progress=false",
+        "train.keep_checkpoints=1",
+    ]
+    if args.dataset != "digits":
+        overrides.append(f"data.root={args.root}")
+    if args.images is not None:
+        overrides.append(f"data.max_train_images={args.images}")
+    if args.eval_images is not None:
+        overrides.append(f"data.max_eval_images={args.eval_images}")
+    if args.augment != "method":  # the same views for all; "method" keeps each paper's own recipe
+        overrides += common_augment(args.augment, args.image_size, args.dataset)
+    if args.quick and method in ("simsiam", "byol"):
+        overrides.append("model.predictor_hidden=16")
+    return overrides + list(args.set)
+
+
+def run(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one preset under the protocol and measure it."""
+    config = load_config(None, protocol_overrides(method, args))
+    reset_peak_memory()
+    started = time.perf_counter()
+    result = train(config, overwrite=True)
+    wall = time.perf_counter() - started
+    images = result.step * config.train.batch_size
+    return {
+        "method": method,
+        "knn_top1": round(100 * result.knn["trained"], 2),
+        "linear_top1": "" if result.linear_probe is None else round(100 * result.linear_probe, 2),
+        "random_init_knn_top1": round(100 * result.knn["random_init"], 2),
+        "raw_pixels_knn_top1": round(100 * result.knn["raw_pixels"], 2),
+        "train_images_per_s": round(result.images_per_second, 1),
+        "train_s": round(images / result.images_per_second, 2) if result.images_per_second else 0.0,
+        "wall_s": round(wall, 1),  # training + the kNN/probe evaluations + baselines
+        "peak_rss_mb": round(peak_memory_mb()),
+        "optimizer": f"{config.optim.optimizer} lr {config.optim.lr:g}",
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny run on digits (seconds), for the test suite")
+    p.add_argument("--methods", nargs="*", default=None, help="subset of presets (default: all)")
+    p.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
+    p.add_argument("--images", type=int, default=None, help="train on a seeded subset (default: all 50k)")
+    p.add_argument("--eval-images", type=int, default=None, help="test subset (default: all 10k)")
+    p.add_argument("--backbone", default=PROTOCOL["backbone"])
+    p.add_argument("--width", type=float, default=PROTOCOL["width"])
+    p.add_argument("--image-size", type=int, default=PROTOCOL["image_size"], help="training crop side")
+    p.add_argument("--projector-hidden", type=int, nargs="+", default=PROTOCOL["projector_hidden"])
+    p.add_argument("--projector-out", type=int, default=PROTOCOL["projector_out"])
+    p.add_argument("--batch-size", type=int, default=PROTOCOL["batch_size"])
+    p.add_argument("--epochs", type=int, default=PROTOCOL["epochs"])
+    p.add_argument("--warmup-epochs", type=float, default=PROTOCOL["warmup_epochs"])
+    p.add_argument("--augment", default="simclr", help="augmentation recipe for all presets, or 'method'")
+    p.add_argument("--linear-probe", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--linear-epochs", type=int, default=100, help="L-BFGS iterations of the probe")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every preset")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--runs", type=Path, default=Path("/tmp/covssl-quality-runs"))
+    args = p.parse_args(argv)
+    args.dataset = "cifar10"
+    if args.quick:
+        args.dataset, args.images, args.eval_images, args.epochs, args.batch_size = "digits", 64, 64, 1, 32
+        args.width, args.image_size, args.projector_hidden, args.projector_out = 0.125, 16, [64], 32
+        args.linear_epochs = 5
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    rows = []
+    for method in args.methods or list_methods():
+        rows.append(run(method, args))
+        print(rows[-1], flush=True)
+    stamp = {
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+        "setting": (
+            f"{args.dataset} {args.images or 'all'} train / {args.eval_images or 'all'} test imgs, "
+            f"{args.backbone} x{args.width} @{args.image_size}px, proj {args.projector_hidden}->{args.projector_out}, "
+            f"batch {args.batch_size}, {args.epochs} ep (warm-up {args.warmup_epochs}), views {args.augment}"
+        ),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *stamp])
+        writer.writeheader()
+        writer.writerows({**r, **stamp} for r in rows)
+    print(f"\n{stamp}")
+    first = rows[0]
+    print(f"raw-pixel kNN {first['raw_pixels_knn_top1']:.2f}%, "
+          f"random-init encoder kNN {first['random_init_knn_top1']:.2f}%")
+    print(f"{'method':14s} {'kNN%':>6s} {'lin%':>6s} {'img/s':>7s} {'train s':>8s} {'wall s':>7s} {'MiB':>6s}")
+    for r in rows:
+        lin = f"{r['linear_top1']:6.2f}" if r["linear_top1"] != "" else f"{'-':>6s}"
+        print(f"{r['method']:14s} {r['knn_top1']:6.2f} {lin} {r['train_images_per_s']:7.1f} "
+              f"{r['train_s']:8.1f} {r['wall_s']:7.1f} {r['peak_rss_mb']:6d}")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
