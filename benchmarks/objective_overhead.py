@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import platform
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from covssl._machine import describe_machine
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.methods.model import build_model
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if args.quick:
         args.batch_size, args.image_size, args.repeats, args.width = 16, 16, 1, 0.25
     stamp = {
-        "machine": f"{platform.machine()} ({torch.get_num_threads()} threads)",
+        "machine": f"{describe_machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "backbone": "small_convnet" if args.quick else f"resnet18 x{args.width} (CIFAR stem)",

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import os
-import platform
 import resource
 import sys
 import time
@@ -35,6 +33,7 @@ import torch
 from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
+from covssl._machine import describe_machine
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +41,7 @@ CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 RESULTS = ROOT / "benchmarks" / "results" / "quality_cifar10.csv"
 
 
-def machine() -> str:
-    """CPU model and architecture (platform.processor() is empty on Linux: read /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({platform.machine()}, {os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor()} ({os.cpu_count()} CPUs)".strip()
+machine = describe_machine  # kept as a name: tests and rows use benchmark.machine()
 
 # The protocol's budget: keep in step with covssl/configs/cifar10/cpu_fast.yaml (a test checks it).
 PROTOCOL = {

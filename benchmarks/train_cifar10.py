@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import platform
 import resource
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from covssl._machine import describe_machine
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.train import train
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         rows.append(row)
         print(row, flush=True)
     stamp = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} ({torch.get_num_threads()} threads)".strip(),
+        "machine": f"{describe_machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "setting": f"{args.dataset} {args.images} imgs, {args.epochs} ep, batch {args.batch_size}, {args.backbone} x{args.width}",
