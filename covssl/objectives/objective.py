@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from covssl._checks import check_embeddings, check_pair
-from covssl.distributed import gather
+from covssl._checks import NonFiniteError, check_embeddings, check_pair
+from covssl.distributed import gather, is_distributed, max_over_ranks
 from covssl.linalg import at_least_float32
 from covssl.objectives.spec import ObjectiveSpec, TermSpec, parse_spec
 from covssl.objectives.terms import TermDef, get_term
@@ -127,6 +127,11 @@ class Objective(nn.Module):
         Returns:
             ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
         """
+        if is_distributed():
+            # decided together: a rank that raised alone would leave the others waiting in the gather
+            local_bad = any(not bool(torch.isfinite(v).all()) for v in (z1, z2, p1, p2) if isinstance(v, torch.Tensor))
+            if max_over_ranks(int(local_bad)):
+                raise NonFiniteError("z1, z2: expected finite values, got NaN/inf embeddings on at least one rank")
         check_pair(z1, z2)
         if self.needs_predictions:
             if p1 is None or p2 is None:

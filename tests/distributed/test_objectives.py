@@ -294,3 +294,22 @@ def test_a_plain_all_reduce_breaks_the_gradient_and_the_differentiable_one_does_
     _check_grads([r["all_reduce_sum"]["grads"] for r in ranks], [z.grad])
     with pytest.raises(AssertionError):
         _check_grads([r["plain_all_reduce"]["grads"] for r in ranks], [z.grad])
+
+
+def _nan_on_rank_zero(rank: int, _payload: object) -> str:
+    from covssl._checks import NonFiniteError
+    from covssl.objectives import preset
+
+    z1, z2 = torch.randn(8, 16, dtype=torch.float64), torch.randn(8, 16, dtype=torch.float64)
+    if rank == 0:
+        z1[0, 0] = float("nan")
+    try:
+        preset("vicreg")(z1, z2)
+    except NonFiniteError as error:
+        return str(error)
+    return "no error"
+
+
+def test_nan_on_one_rank_raises_on_every_rank_instead_of_hanging(tmp_path) -> None:
+    messages = run_on_two_ranks(_nan_on_rank_zero, tmp_path, None)
+    assert all("at least one rank" in m for m in messages), messages
