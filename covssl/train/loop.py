@@ -317,6 +317,8 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                 bar.update(step, f"epoch {epoch + 1}/{config.train.epochs} loss {values['loss']:.4f}")
                 stop.raised = distributed.max_over_ranks(stop.raised or 0) or None  # all ranks stop together
             if position >= steps_per_epoch:  # the epoch is complete
+                if last_z is not None and distributed.is_distributed():
+                    last_z = distributed.gather(last_z)  # collapse indicators of the global batch
                 if main:
                     row = {"epoch": epoch, "step": step, "loss": sum(epoch_losses) / max(1, len(epoch_losses))}
                     if last_z is not None:

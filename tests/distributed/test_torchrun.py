@@ -98,14 +98,14 @@ def _losses(run_dir: Path) -> list[float]:
 @pytest.mark.slow
 def test_two_processes_train_the_weights_of_one_and_resume(mini_cifar: Path, tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    train(load_config(CONFIG, _overrides(mini_cifar, one, max_steps=3)))
+    train(load_config(CONFIG, _overrides(mini_cifar, one, max_steps=4)))  # 4 steps = one epoch
     first = _torchrun("train", "-c", CONFIG, *_overrides(mini_cifar, two, max_steps=1))
     assert first.stdout.count("run folder:") == 1  # only rank 0 prints
-    _torchrun("train", "-c", CONFIG, "--resume", *_overrides(mini_cifar, two, max_steps=3))
+    _torchrun("train", "-c", CONFIG, "--resume", *_overrides(mini_cifar, two, max_steps=4))
 
     expected = load_checkpoint_file(list_checkpoints(one)[-1])
     at_1, at_3 = (load_checkpoint_file(p) for p in list_checkpoints(two)[-2:])
-    assert (at_1["step"], at_3["step"], expected["step"]) == (1, 3, 3)
+    assert (at_1["step"], at_3["step"], expected["step"]) == (1, 4, 4)
     moved = max(float((at_3["model"][k] - at_1["model"][k]).abs().max()) for k in at_3["model"] if k.endswith("weight"))
     assert moved > 100 * ATOL  # the steps taken after the resume are far larger than the tolerance
     for key, value in expected["model"].items():
@@ -113,5 +113,9 @@ def test_two_processes_train_the_weights_of_one_and_resume(mini_cifar: Path, tmp
             torch.testing.assert_close(at_3["model"][key], value, rtol=0, atol=ATOL, msg=key)
         else:
             assert torch.equal(at_3["model"][key], value), key  # num_batches_tracked
+    # the epoch-end collapse indicators describe the global batch (gathered), as in one process
+    rows = [list(csv.DictReader(open(run / "epochs.csv", newline=""))) for run in (one, two)]
+    for name in ("std_of_normalized", "effective_rank"):
+        assert float(rows[1][0][name]) == pytest.approx(float(rows[0][0][name]), rel=1e-4), name
     # the logged numbers are the global batch's (averaged over ranks), step for step
     assert _losses(two) == pytest.approx(_losses(one), rel=1e-5)
