@@ -86,6 +86,7 @@ class EvalConfig:
     knn_k: int = 200  # neighbours (Wu et al. 2018 protocol)
     knn_temperature: float = 0.1
     linear_probe: bool = False  # also train a linear classifier on frozen features at the end
+    baselines: bool = True  # also score the random-init encoder and raw pixels (one extra pass at the start)
     linear_epochs: int = 100
     batch_size: int = 512
 

@@ -239,7 +239,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         if main:
             log.info("resumed from %s at step %d (epoch %d, position %d)", path, step, epoch, position)
-    elif main:
+    elif main and config.eval.baselines:
         baselines = {"random_init": evaluator.knn(model.backbone), "raw_pixels": evaluator.knn_raw_pixels()}
 
     step_log, epoch_log = CSVLog(run_dir / "steps.csv", "step"), CSVLog(run_dir / "epochs.csv", "epoch")

@@ -138,3 +138,8 @@ def test_bf16_autocast_trains_with_the_objective_in_fp32(make_config, method: st
     assert result.step == 2
     assert seen and all(dtype == torch.float32 for dtype in seen)
     assert inputs and all(dtype == torch.bfloat16 for dtype in inputs)  # the network really ran in bf16
+
+
+def test_baselines_can_be_skipped(make_config) -> None:
+    result = train(make_config("vicreg", "train.max_steps=1", "eval.baselines=false"))
+    assert set(result.knn) == {"trained"}
