@@ -51,7 +51,7 @@ PROTOCOL = {
     "projector_hidden": [1024],
     "projector_out": 512,
     "batch_size": 256,
-    "epochs": 10,
+    "epochs": 18,
     "warmup_epochs": 1.0,
 }
 
