@@ -19,7 +19,6 @@ Rows: 1 process x 1 thread, 1 process x 2 threads (both cores, intra-op parallel
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from covssl._machine import write_rows
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "distributed.csv"
 COLUMNS = [
@@ -212,11 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if rounds < 1:
         parser.error(f"--rounds: expected >= 1, got {rounds}")
     rows = run(args.quick, rounds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.out, rows, COLUMNS)
     print_table(rows)
     print(f"wrote {args.out}")
     return rows

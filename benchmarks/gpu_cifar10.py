@@ -31,7 +31,7 @@ import torch
 
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import describe_machine
+from covssl._machine import data_overrides, describe_machine
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,12 +90,7 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
         "train.progress=false",
         "train.keep_checkpoints=1",
     ]
-    if args.dataset != "digits":
-        overrides.append(f"data.root={args.root}")
-    if args.images is not None:
-        overrides.append(f"data.max_train_images={args.images}")
-    if args.eval_images is not None:
-        overrides.append(f"data.max_eval_images={args.eval_images}")
+    overrides += data_overrides(args.dataset, args.root, args.images, args.eval_images)
     if args.quick:  # small heads and one warm-up-free epoch: only keeps the script working
         overrides += ["model.projector_hidden=[64]", "model.projector_out=32", "optim.warmup_epochs=0",
                       "augment.image_size=16"]

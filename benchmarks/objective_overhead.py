@@ -12,7 +12,6 @@ the objective's share of the step. Expected: <= 5% at the CIFAR batch sizes.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import statistics
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine
+from covssl._machine import describe_machine, write_rows
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.methods.model import build_model
@@ -96,11 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         "backbone": "small_convnet" if args.quick else f"resnet18 x{args.width} (CIFAR stem)",
     }
     rows = [{**measure(m, args), **stamp} for m in (args.methods or list_methods())]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.out, rows)
     print(f"{stamp}\n{'method':14s} {'step ms':>9s} {'objective ms':>13s} {'share %':>8s}")
     for r in rows:
         print(f"{r['method']:14s} {r['step_ms']:9.1f} {r['objective_ms']:13.2f} {r['objective_share_pct']:8.2f}")

@@ -20,7 +20,6 @@ both alike), writes a CSV and prints the speed-ups.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import platform
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from covssl._machine import write_rows
 from covssl.linalg import use_sample_side
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
@@ -238,11 +238,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         if not only <= known:
             parser.error(f"--points: expected points of the grid {sorted(known)}, got {sorted(only - known)}")
     rows = run(args.quick, repeats, budget_s=0.05 if args.quick else 2.0, clock=args.clock, only=only)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.out, rows, COLUMNS)
     print_ratio_table(rows)
     print(f"\nwrote {len(rows)} rows to {args.out}")
     return rows

@@ -33,7 +33,7 @@ import torch
 from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import describe_machine
+from covssl._machine import data_overrides, describe_machine
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,12 +109,7 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
         "train.progress=false",
         "train.keep_checkpoints=1",
     ]
-    if args.dataset != "digits":
-        overrides.append(f"data.root={args.root}")
-    if args.images is not None:
-        overrides.append(f"data.max_train_images={args.images}")
-    if args.eval_images is not None:
-        overrides.append(f"data.max_eval_images={args.eval_images}")
+    overrides += data_overrides(args.dataset, args.root, args.images, args.eval_images)
     if args.augment != "method":  # the same views for all; "method" keeps each paper's own recipe
         overrides += common_augment(args.augment, args.image_size, args.dataset)
     if args.quick and method in ("simsiam", "byol"):

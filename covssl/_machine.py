@@ -21,3 +21,24 @@ def describe_machine() -> str:
     except OSError:
         pass
     return f"{model or 'unknown CPU'} ({platform.machine()}, {os.cpu_count()} CPUs)"
+
+
+def write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
+    """Write benchmark rows as CSV (creating the folder); columns default to the first row's keys."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames or list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def data_overrides(dataset: str, root: object, images: int | None, eval_images: int | None) -> list[str]:
+    """The ``data.*`` overrides every CIFAR benchmark builds: root (unless digits) and subset sizes."""
+    overrides = [] if dataset == "digits" else [f"data.root={root}"]
+    if images is not None:
+        overrides.append(f"data.max_train_images={images}")
+    if eval_images is not None:
+        overrides.append(f"data.max_eval_images={eval_images}")
+    return overrides
