@@ -222,5 +222,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
         worker(json.loads(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        # The group is destroyed and the result written: skip interpreter finalization, where gloo
+        # occasionally aborts a worker ("terminate called without an active exception", SIGABRT),
+        # which torchrun would report as a failed benchmark.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     else:
         main()
