@@ -70,13 +70,15 @@ def train(
 def evaluate(
     run: Path = typer.Argument(..., help="run folder or checkpoint file"),
     linear: bool = typer.Option(False, "--linear", help="also train a linear probe"),
+    image_size: Optional[int] = typer.Option(
+        None, "--image-size", min=1, help="side of the evaluated images (default: the run's eval.image_size)"
+    ),
 ) -> None:
     """kNN (and linear-probe) accuracy of a trained checkpoint."""
     import torch
 
-    from covssl.augment import EvalTransform
     from covssl.train.data import load_splits
-    from covssl.train.evaluation import KnnEvaluator
+    from covssl.train.evaluation import KnnEvaluator, eval_transform
     from covssl.train.restore import load_run
 
     try:
@@ -85,7 +87,9 @@ def evaluate(
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
-    evaluator = KnnEvaluator(splits, EvalTransform(config.augment), torch.device("cpu"), config.eval)
+    if image_size is not None:
+        config.eval.image_size = image_size
+    evaluator = KnnEvaluator(splits, eval_transform(config), torch.device("cpu"), config.eval)
     console.print(f"step {step}: kNN top-1 {100 * evaluator.knn(model.backbone):.2f}%")
     if linear:
         console.print(f"linear probe top-1 {100 * evaluator.linear_probe(model.backbone, config.eval.linear_epochs):.2f}%")

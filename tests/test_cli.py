@@ -34,6 +34,9 @@ def test_train_eval_export_round_trip(tmp_path) -> None:
     result = runner.invoke(app, ["eval", str(run)])
     assert result.exit_code == 0, result.output
     assert "kNN top-1" in result.output
+    result = runner.invoke(app, ["eval", str(run), "--image-size", "24"])
+    assert result.exit_code == 0, result.output
+    assert "kNN top-1" in result.output
 
     out = tmp_path / "exported"
     result = runner.invoke(app, ["export", str(run), str(out)])

@@ -50,6 +50,7 @@ def test_layers_method_defaults_then_file_then_cli(tmp_path) -> None:
         ("method.name=dino", "method.name"),
         ("optim.lerning_rate=0.1", "lerning_rate"),
         ("train.epochs=many", "epochs"),
+        ("eval.image_size=0", "eval.image_size"),
     ],
 )
 def test_bad_values_are_named(override: str, message: str) -> None:

@@ -133,10 +133,11 @@ def run_embeddings(path: str | Path, max_images: int | None = None, seed: int = 
         max_images: encode at most this many test images (the first ones), None for all.
         seed: seed of the augmentations of the two views.
     """
-    from covssl.augment import EvalTransform, TwoViewAugment
+    from covssl.augment import TwoViewAugment
     from covssl.evaluate import encode
     from covssl.experiments._training import frozen_batchnorm
     from covssl.train.data import load_splits
+    from covssl.train.evaluation import eval_transform
     from covssl.train.restore import load_run
 
     path = Path(path)
@@ -147,7 +148,7 @@ def run_embeddings(path: str | Path, max_images: int | None = None, seed: int = 
     if len(images) < 2:
         raise ValueError(f"run: the test split has {len(images)} image(s); the diagnostics need at least 2")
     cpu = torch.device("cpu")
-    features = encode(model.backbone, images, EvalTransform(config.augment), cpu, config.eval.batch_size)  # (N, F)
+    features = encode(model.backbone, images, eval_transform(config), cpu, config.eval.batch_size)  # (N, F)
     augment, generator = TwoViewAugment(config.augment), torch.Generator().manual_seed(seed)
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (N, 3, H, W)
     views: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])

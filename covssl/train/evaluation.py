@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from covssl.config import EvalConfig
+from covssl.augment import EvalTransform
+from covssl.config import EvalConfig, RunConfig
 from covssl.evaluate.features import encode, raw_pixels
 from covssl.evaluate.knn import knn_accuracy
 from covssl.evaluate.linear import linear_probe_accuracy
 from covssl.train.data import Splits
+
+
+def eval_transform(config: RunConfig) -> EvalTransform:
+    """The deterministic evaluation transform of a run: images resized to ``eval.image_size``.
+
+    Defaults to the training crops' side (``augment.image_size``). Evaluating at a larger side
+    than the crops were trained at compensates for RandomResizedCrop's zoom (Touvron et al.,
+    2019, "Fixing the train-test resolution discrepancy", arXiv 1906.06423).
+    """
+    size = config.eval.image_size or config.augment.image_size
+    return EvalTransform(replace(config.augment, image_size=size))
 
 
 class KnnEvaluator:

@@ -35,7 +35,7 @@ from torch import nn
 from covssl import distributed
 from covssl._checks import NonFiniteError
 from covssl.models.global_batchnorm import convert_sync_batchnorm
-from covssl.augment import EvalTransform, TwoViewAugment, augment_view, sample_view_params
+from covssl.augment import TwoViewAugment, augment_view, sample_view_params
 from covssl.augment.pipeline import to_unit_float
 from covssl.config import RunConfig
 from covssl.diagnostics import effective_rank, std_of_normalized
@@ -43,7 +43,7 @@ from covssl.methods.model import SSLModel, build_model
 from covssl.models import cosine_momentum
 from covssl.train.checkpoint import load_checkpoint_file, load_latest, save_checkpoint
 from covssl.train.data import load_splits
-from covssl.train.evaluation import KnnEvaluator
+from covssl.train.evaluation import KnnEvaluator, eval_transform
 from covssl.train.logs import CSVLog, TensorBoardLog
 from covssl.train.optim import build_optimizer, scaled_lr, set_lr, warmup_cosine
 from covssl.train.progress import progress_bar
@@ -214,13 +214,15 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
     warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
 
     model = build_model(config).to(device)
+    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)  # the conv weights; the views follow below
     wrapped: nn.Module = model
     if distributed.is_distributed():
         if config.model.sync_batchnorm:
             model = convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     augment = TwoViewAugment(config.augment).to(device)
-    evaluator = KnnEvaluator(splits, EvalTransform(config.augment).to(device), device, config.eval)
+    evaluator = KnnEvaluator(splits, eval_transform(config).to(device), device, config.eval)
     peak_lr = scaled_lr(config.optim, global_batch)
     optimizer = build_optimizer(model, config.optim, peak_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -273,6 +275,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                 buffers = [b.detach().clone() for b in model.buffers()] if config.train.on_nonfinite == "skip" else []
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     view1, view2 = augment_local_views(augment, images, global_batch, generator)
+                    view1, view2 = (v.contiguous(memory_format=memory_format) for v in (view1, view2))
                     try:
                         output, z1 = wrapped(view1, view2)
                     except NonFiniteError:  # the network itself produced NaN/inf: same policy as a NaN term

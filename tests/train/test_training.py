@@ -143,3 +143,51 @@ def test_bf16_autocast_trains_with_the_objective_in_fp32(make_config, method: st
 def test_baselines_can_be_skipped(make_config) -> None:
     result = train(make_config("vicreg", "train.max_steps=1", "eval.baselines=false"))
     assert set(result.knn) == {"trained"}
+
+
+def test_channels_last_trains_like_the_default_layout_and_exports(tmp_path, make_config, monkeypatch) -> None:
+    """NHWC is a layout, not a model change: same weights up to convolution rounding; the views fed to
+    the network really are channels_last; checkpoints resume and the backbone exports (safetensors
+    needs contiguous tensors)."""
+    from covssl.export import export_backbone, load_backbone
+    from covssl.methods.model import SSLModel
+    from covssl.train.restore import load_run
+
+    layouts: list[bool] = []
+    original = SSLModel.forward
+
+    def spy(self, view1, view2):
+        layouts.append(view1.is_contiguous(memory_format=torch.channels_last) and view1.stride(1) == 1)
+        return original(self, view1, view2)
+
+    monkeypatch.setattr(SSLModel, "forward", spy)
+    # one step: LARS and BN amplify rounding differences (1e-3 on BN weights after three steps)
+    common = ("model.backbone=resnet18", "model.width=0.125", "train.max_steps=1", "eval.baselines=false")
+    train(make_config("vicreg", *common, f"train.out_dir={tmp_path / 'nchw'}"))
+    assert layouts and not any(layouts)
+    layouts.clear()
+    train(make_config("vicreg", *common, "train.channels_last=true", f"train.out_dir={tmp_path / 'nhwc'}"))
+    assert layouts and all(layouts)
+    a, b = _weights(tmp_path / "nchw"), _weights(tmp_path / "nhwc")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=2e-4, msg=key)  # measured: 3e-5
+    result = train(
+        make_config("vicreg", *common[:-2], "train.max_steps=3", "train.channels_last=true",
+                    f"train.out_dir={tmp_path / 'nhwc'}"),
+        resume=True,
+    )
+    assert result.step == 3
+    config, model, _ = load_run(tmp_path / "nhwc")
+    nhwc_backbone = model.backbone.to(memory_format=torch.channels_last)
+    out = export_backbone(nhwc_backbone, config.model.backbone, {"width": 0.125}, tmp_path / "exported")
+    images = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(load_backbone(out)(images), model.backbone.eval()(images))
+
+
+def test_eval_image_size_defaults_to_the_crop_size(make_config) -> None:
+    from covssl.train.evaluation import eval_transform
+
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert eval_transform(make_config("vicreg", "augment.image_size=24"))(images).shape[-1] == 24
+    larger = make_config("vicreg", "augment.image_size=24", "eval.image_size=32")
+    assert eval_transform(larger)(images).shape[-1] == 32
