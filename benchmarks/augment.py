@@ -33,7 +33,6 @@ import io
 import math
 import multiprocessing as mp
 import os
-import platform
 import random
 import statistics
 import tarfile
@@ -46,6 +45,7 @@ import PIL
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from covssl._machine import describe_machine
 from covssl.augment import AugmentConfig, TwoViewAugment, ViewConfig, augment_preset
 from covssl.augment.ops import blur_kernel_size
 
@@ -182,14 +182,7 @@ def kornia_views(cfg: AugmentConfig) -> list[torch.nn.Module] | None:
 
 
 # ----------------------------------------------------------------------------- driver
-def machine() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+machine = describe_machine  # the one machine stamp every benchmark shares
 
 
 def measure(threads: int, sizes: tuple[int, ...], repeats: int, images: np.ndarray, mallopt: bool) -> list[dict]:

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import write_rows
+from covssl._machine import describe_machine, write_rows
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "distributed.csv"
 COLUMNS = [
@@ -44,14 +43,7 @@ FULL = {"backbone": "small_convnet", "width": 0.5, "hidden": 1024, "dim": 1024, 
 QUICK = {"backbone": "small_convnet", "width": 0.25, "hidden": 64, "dim": 32, "batch": 16, "steps": 2, "warmup": 1}
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({os.cpu_count()} cpus)"
+_machine = describe_machine  # the one machine stamp every benchmark shares
 
 
 def _median_ms(fn, repeats: int) -> float:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from covssl._machine import write_rows
+from covssl._machine import describe_machine, write_rows
 from covssl.linalg import use_sample_side
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
@@ -133,14 +132,7 @@ def time_forward_backward(
     return [statistics.median(t[i] for t in times) for i in range(len(fns))]
 
 
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({os.cpu_count()} cpus)"
+_machine = describe_machine  # the one machine stamp every benchmark shares
 
 
 def grid(quick: bool) -> list[tuple[torch.dtype, int, int]]:

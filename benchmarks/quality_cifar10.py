@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import resource
 import sys
 import time
 from dataclasses import asdict
@@ -33,7 +32,7 @@ import torch
 from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import data_overrides, describe_machine
+from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,25 +53,6 @@ PROTOCOL = {
     "epochs": 18,
     "warmup_epochs": 1.0,
 }
-
-
-def reset_peak_memory() -> None:
-    """Reset the kernel's peak-RSS counter of this process (Linux), so each preset reports its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux, or not allowed: peak_memory_mb falls back to the process-wide peak
-        pass
-
-
-def peak_memory_mb() -> float:
-    """Peak resident memory (VmHWM) since the last reset, in MiB; ru_maxrss where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # the kernel reports kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _dotlist(prefix: str, value: Any) -> list[str]:

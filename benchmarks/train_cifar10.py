@@ -14,25 +14,19 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import resource
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine
+from covssl._machine import describe_machine, peak_memory_mb, reset_peak_memory
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-
-
-def peak_memory_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, object]:
@@ -56,6 +50,7 @@ def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, obje
         if method in ("simsiam", "byol"):
             overrides.append("model.predictor_hidden=16")
     config = load_config(None, overrides)
+    reset_peak_memory()  # this method's own peak, not the process's running maximum
     started = time.perf_counter()
     result = train(config, overwrite=True)
     wall = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""One line describing this machine, stamped on every benchmark row."""
+"""What benchmarks stamp on every row: this machine in one line, and a process's peak memory."""
 
 from __future__ import annotations
 
@@ -21,6 +21,30 @@ def describe_machine() -> str:
     except OSError:
         pass
     return f"{model or 'unknown CPU'} ({platform.machine()}, {os.cpu_count()} CPUs)"
+
+
+def reset_peak_memory() -> None:
+    """Reset the kernel's peak-RSS counter of this process (Linux), so each measured run reports its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed: peak_memory_mb falls back to the process-wide peak
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory (VmHWM) since the last :func:`reset_peak_memory`, in MiB.
+
+    Falls back to ``ru_maxrss`` (the process's peak since it started) where /proc is missing.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # the kernel reports kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:

@@ -1,0 +1,33 @@
+"""The benchmark stamps: the machine line and a per-run peak memory that really resets."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
+
+
+def test_machine_line_names_the_architecture_and_cpu_count() -> None:
+    import os
+    import platform
+
+    line = describe_machine()
+    assert platform.machine() in line and f"{os.cpu_count()} CPUs" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reset uses /proc/self/clear_refs")
+def test_peak_memory_is_per_run_after_a_reset() -> None:
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    high = peak_memory_mb()
+    del big
+    reset_peak_memory()
+    after = peak_memory_mb()
+    assert high - after > 300, (high, after)  # the 400 MiB of the first "run" is no longer counted
+
+
+def test_data_overrides_skip_the_root_for_digits() -> None:
+    assert data_overrides("digits", "/x", None, None) == []
+    assert data_overrides("cifar10", "/x", 10, 5) == ["data.root=/x", "data.max_train_images=10", "data.max_eval_images=5"]
