@@ -9,7 +9,10 @@ from typing import Any
 
 
 class CSVLog:
-    """Append rows of named numbers to a CSV file; the header is the first row's keys.
+    """Append rows of named numbers to a CSV file; the header grows with the keys seen.
+
+    A row bringing a new key (an epoch with a kNN evaluation after epochs without one) rewrites
+    the file atomically with the widened header; earlier rows get an empty cell there.
 
     Rows keyed by a counter (``step`` or ``epoch``) beyond a resumed checkpoint are dropped
     by :meth:`truncate_after`, so a resumed run's log has no duplicated rows.
@@ -33,19 +36,28 @@ class CSVLog:
                 r for r in csv.DictReader(handle)
                 if None not in r.values() and r[self.key] and int(float(r[self.key])) <= value
             ]
+        self._rewrite(rows)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the file by ``rows`` under the current header; atomic: a kill leaves the old or the new log."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields)
+            writer = csv.DictWriter(handle, fieldnames=self.fields, restval="")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)  # atomic: a kill here leaves the old or the new log
+        os.replace(tmp, self.path)
 
     def write(self, row: dict[str, Any]) -> None:
         new = self.fields is None
         if new:
             self.fields = list(row)
+        elif any(key not in self.fields for key in row):
+            with open(self.path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            self.fields = [*self.fields, *(key for key in row if key not in self.fields)]
+            self._rewrite(rows)
         with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=self.fields, restval="")
             if new:
                 writer.writeheader()
             writer.writerow(row)
