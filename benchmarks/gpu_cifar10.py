@@ -31,7 +31,7 @@ import torch
 
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import data_overrides, describe_machine
+from covssl._machine import data_overrides, describe_machine, write_rows
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +84,7 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
         f"train.knn_every={args.knn_every}",
         f"train.device={args.device}",
         "train.precision=auto",  # bf16 autocast on CUDA, fp32 on CPU
+        "train.channels_last=true",  # NHWC: what cuDNN's bf16 tensor-core convolutions want
         "eval.knn_k=200",
         "eval.knn_temperature=0.1",
         f"train.out_dir={args.runs / method}",
@@ -177,11 +178,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{args.epochs} ep, kNN k=200 T=0.1 every {args.knn_every} ep"
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *stamp])
-        writer.writeheader()
-        writer.writerows({**r, **stamp} for r in rows)
+    write_rows(args.out, [{**r, **stamp} for r in rows])
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'s/epoch':>8s} {'img/s':>8s}  first kNN (epoch:%)")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['s_per_epoch']:8.2f} {r['images_per_s']:8.1f}  "

@@ -19,7 +19,6 @@ recorded in that file): the budget a 2-core CPU affords in about 30 minutes per 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import sys
 import time
@@ -32,7 +31,7 @@ import torch
 from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
+from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +46,15 @@ PROTOCOL = {
     "backbone": "resnet18",
     "width": 0.25,
     "image_size": 24,
-    "projector_hidden": [1024],
-    "projector_out": 512,
+    "projector_hidden": [2048],
+    "projector_out": 2048,
     "batch_size": 256,
-    "epochs": 18,
-    "warmup_epochs": 1.0,
+    "epochs": 40,
+    "warmup_epochs": 2.0,
+    "crop_min_scale": 0.2,
+    "eval_image_size": 32,
+    "precision": "bf16",
+    "channels_last": True,
 }
 
 
@@ -83,6 +86,9 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
         f"train.batch_size={args.batch_size}",
         f"optim.warmup_epochs={args.warmup_epochs}",
         f"augment.image_size={args.image_size}",
+        f"eval.image_size={args.eval_image_size}",
+        f"train.precision={args.precision}",
+        f"train.channels_last={args.channels_last}",
         f"eval.linear_probe={args.linear_probe}",
         f"eval.linear_epochs={args.linear_epochs}",
         f"train.out_dir={args.runs / method}",
@@ -92,6 +98,7 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
     overrides += data_overrides(args.dataset, args.root, args.images, args.eval_images)
     if args.augment != "method":  # the same views for all; "method" keeps each paper's own recipe
         overrides += common_augment(args.augment, args.image_size, args.dataset)
+    overrides += [f"augment.{view}.crop_scale=[{args.crop_min_scale},1.0]" for view in ("view1", "view2")]
     if args.quick and method in ("simsiam", "byol"):
         overrides.append("model.predictor_hidden=16")
     return overrides + list(args.set)
@@ -129,6 +136,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backbone", default=PROTOCOL["backbone"])
     p.add_argument("--width", type=float, default=PROTOCOL["width"])
     p.add_argument("--image-size", type=int, default=PROTOCOL["image_size"], help="training crop side")
+    p.add_argument("--eval-image-size", type=int, default=PROTOCOL["eval_image_size"], help="kNN/probe image side")
+    p.add_argument("--crop-min-scale", type=float, default=PROTOCOL["crop_min_scale"], help="smallest crop area")
+    p.add_argument("--precision", default=PROTOCOL["precision"], help="bf16 needs AVX512-BF16/AMX to be fast")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=PROTOCOL["channels_last"])
     p.add_argument("--projector-hidden", type=int, nargs="+", default=PROTOCOL["projector_hidden"])
     p.add_argument("--projector-out", type=int, default=PROTOCOL["projector_out"])
     p.add_argument("--batch-size", type=int, default=PROTOCOL["batch_size"])
@@ -145,6 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.dataset, args.images, args.eval_images, args.epochs, args.batch_size = "digits", 64, 64, 1, 32
         args.width, args.image_size, args.projector_hidden, args.projector_out = 0.125, 16, [64], 32
+        args.eval_image_size = 16
         args.linear_epochs = 5
     return args
 
@@ -162,15 +174,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "date": datetime.date.today().isoformat(),
         "setting": (
             f"{args.dataset} {args.images or 'all'} train / {args.eval_images or 'all'} test imgs, "
-            f"{args.backbone} x{args.width} @{args.image_size}px, proj {args.projector_hidden}->{args.projector_out}, "
+            f"{args.backbone} x{args.width} @{args.image_size}px (eval {args.eval_image_size}px, crops >= "
+            f"{args.crop_min_scale}), {args.precision}{' NHWC' if args.channels_last else ''}, proj {args.projector_hidden}->{args.projector_out}, "
             f"batch {args.batch_size}, {args.epochs} ep (warm-up {args.warmup_epochs}), views {args.augment}"
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *stamp])
-        writer.writeheader()
-        writer.writerows({**r, **stamp} for r in rows)
+    write_rows(args.out, [{**r, **stamp} for r in rows])
     print(f"\n{stamp}")
     first = rows[0]
     print(f"raw-pixel kNN {first['raw_pixels_knn_top1']:.2f}%, "

@@ -12,7 +12,6 @@ images/s, wall time and peak resident memory, next to a random-init encoder and 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine, peak_memory_mb, reset_peak_memory
+from covssl._machine import describe_machine, peak_memory_mb, reset_peak_memory, write_rows
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.train import train
@@ -108,11 +107,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         "date": datetime.date.today().isoformat(),
         "setting": f"{args.dataset} {args.images} imgs, {args.epochs} ep, batch {args.batch_size}, {args.backbone} x{args.width}",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *stamp])
-        writer.writeheader()
-        writer.writerows({**r, **stamp} for r in rows)
+    write_rows(args.out, [{**r, **stamp} for r in rows])
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'rand%':>6s} {'pix%':>6s} {'img/s':>7s} {'wall s':>7s}")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['random_init_knn_top1']:6.2f} {r['raw_pixels_knn_top1']:6.2f} "

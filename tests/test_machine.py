@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
+from covssl._machine import cpu_has_native_bf16, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
 
 
 def test_machine_line_names_the_architecture_and_cpu_count() -> None:
@@ -31,3 +31,23 @@ def test_peak_memory_is_per_run_after_a_reset() -> None:
 def test_data_overrides_skip_the_root_for_digits() -> None:
     assert data_overrides("digits", "/x", None, None) == []
     assert data_overrides("cifar10", "/x", 10, 5) == ["data.root=/x", "data.max_train_images=10", "data.max_eval_images=5"]
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path) -> None:
+    import covssl._machine as machine
+
+    real_path = machine.Path
+
+    def fake_cpuinfo(flags: str):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        return lambda p: info if p == "/proc/cpuinfo" else real_path(p)
+
+    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 avx512f avx512_bf16"))
+    assert cpu_has_native_bf16() is True
+    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 amx_bf16 amx_tile"))
+    assert cpu_has_native_bf16() is True
+    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 avx512f"))
+    assert cpu_has_native_bf16() is False
+    monkeypatch.setattr(machine, "Path", lambda p: tmp_path / "missing")
+    assert cpu_has_native_bf16() is None

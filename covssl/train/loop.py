@@ -34,6 +34,7 @@ from torch import nn
 
 from covssl import distributed
 from covssl._checks import NonFiniteError
+from covssl._machine import cpu_has_native_bf16
 from covssl.models.global_batchnorm import convert_sync_batchnorm
 from covssl.augment import TwoViewAugment, augment_view, sample_view_params
 from covssl.augment.pipeline import to_unit_float
@@ -197,6 +198,9 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
 
 def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: bool) -> TrainResult:
     amp_dtype = autocast_dtype(config.train.precision, device)
+    if amp_dtype == torch.bfloat16 and device.type == "cpu" and cpu_has_native_bf16() is False:
+        log.warning("train.precision=bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated and slower "
+                    "than fp32 here; set train.precision=fp32 (benchmarks/layout_precision.py measures both)")
     main = distributed.is_main_process()
     run_dir = prepare_run_dir(config, resume, overwrite) if main else Path(config.train.out_dir)
     torch.manual_seed(config.train.seed)

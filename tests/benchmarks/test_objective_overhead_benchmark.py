@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "objective_overhead.py"
 
-
-def test_quick_overhead_benchmark_covers_every_method(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("covssl_benchmark_overhead", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_overhead_benchmark_covers_every_method(tmp_path: Path, load_benchmark) -> None:
+    module = load_benchmark("objective_overhead")
     rows = module.main(["--quick", "--out", str(tmp_path / "o.csv")])
     from covssl.methods import list_methods
 

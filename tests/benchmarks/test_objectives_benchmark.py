@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
@@ -11,19 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "objectives.py"
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("covssl_benchmark_objectives", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-def test_quick_benchmark_writes_a_consistent_csv(tmp_path: Path, capsys) -> None:
-    bench = _load_benchmark()
+def test_quick_benchmark_writes_a_consistent_csv(tmp_path: Path, capsys, load_benchmark) -> None:
+    bench = load_benchmark("objectives")
     out = tmp_path / "objectives.csv"
     returned = bench.main(["--quick", "--out", str(out), "--repeats", "1"])
     with open(out, newline="") as f:
@@ -45,9 +37,9 @@ def test_quick_benchmark_writes_a_consistent_csv(tmp_path: Path, capsys) -> None
     assert "speedup naive/auto" in capsys.readouterr().out
 
 
-def test_naive_references_match_the_formulas() -> None:
+def test_naive_references_match_the_formulas(load_benchmark) -> None:
     # Guard against a benchmark that is fast because its d x d reference computes something else.
-    bench = _load_benchmark()
+    bench = load_benchmark("objectives")
     z1, z2 = bench._inputs(6, 9, 2, torch.float64)
     zc = (z1 - z1.mean(0)).numpy()
     cov = zc.T @ zc / 5
@@ -63,8 +55,8 @@ def test_naive_references_match_the_formulas() -> None:
 @pytest.mark.parametrize(
     "argv", [["--points", "5x5"], ["--points", "512by4096"], ["--repeats", "0"], ["--threads", "0"], ["--clock", "gpu"]]
 )
-def test_bad_arguments_are_rejected_before_any_work(argv: list[str], tmp_path: Path, capsys) -> None:
-    bench = _load_benchmark()
+def test_bad_arguments_are_rejected_before_any_work(argv: list[str], tmp_path: Path, capsys, load_benchmark) -> None:
+    bench = load_benchmark("objectives")
     with pytest.raises(SystemExit):
         bench.main([*argv, "--out", str(tmp_path / "never.csv")])
     assert not (tmp_path / "never.csv").exists()

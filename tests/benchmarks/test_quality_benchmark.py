@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import threading
 import time
 from pathlib import Path
@@ -14,24 +13,15 @@ import pytest
 from covssl.config import load_config
 from covssl.methods import list_methods
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"covssl_benchmark_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+@pytest.fixture(scope="module")
+def quality(load_benchmark) -> ModuleType:
+    return load_benchmark("quality_cifar10")
 
 
 @pytest.fixture(scope="module")
-def quality() -> ModuleType:
-    return _load("quality_cifar10")
-
-
-@pytest.fixture(scope="module")
-def gpu() -> ModuleType:
-    return _load("gpu_cifar10")
+def gpu(load_benchmark) -> ModuleType:
+    return load_benchmark("gpu_cifar10")
 
 
 def test_protocol_defaults_are_the_shipped_cpu_fast_config(quality: ModuleType) -> None:
@@ -44,6 +34,10 @@ def test_protocol_defaults_are_the_shipped_cpu_fast_config(quality: ModuleType) 
     assert (shipped.train.batch_size, shipped.train.epochs, shipped.optim.warmup_epochs) == (
         p["batch_size"], p["epochs"], p["warmup_epochs"])
     assert (shipped.eval.knn_k, shipped.eval.knn_temperature) == (200, 0.1)
+    assert (shipped.eval.image_size, shipped.train.precision, shipped.train.channels_last) == (
+        p["eval_image_size"], p["precision"], p["channels_last"])
+    for view in (shipped.augment.view1, shipped.augment.view2):
+        assert view.crop_scale == [p["crop_min_scale"], 1.0]
 
 
 def test_every_preset_gets_the_same_views_backbone_and_schedule(quality: ModuleType, tmp_path: Path) -> None:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "train_cifar10.py"
 
-
-def test_quick_training_benchmark_writes_every_method(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("covssl_benchmark_train", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_quick_training_benchmark_writes_every_method(tmp_path: Path, load_benchmark) -> None:
+    module = load_benchmark("train_cifar10")
     out = tmp_path / "train.csv"
     rows = module.main(["--quick", "--out", str(out), "--runs", str(tmp_path / "runs")])
     from covssl.methods import list_methods

@@ -191,3 +191,13 @@ def test_eval_image_size_defaults_to_the_crop_size(make_config) -> None:
     assert eval_transform(make_config("vicreg", "augment.image_size=24"))(images).shape[-1] == 24
     larger = make_config("vicreg", "augment.image_size=24", "eval.image_size=32")
     assert eval_transform(larger)(images).shape[-1] == 32
+
+
+@pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
+def test_bf16_on_a_cpu_without_native_bf16_warns(make_config, monkeypatch, caplog, native, warned) -> None:
+    import covssl.train.loop as loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="covssl.train.loop"):
+        train(make_config("vicreg", "train.max_steps=1", "train.precision=bf16", "eval.baselines=false"))
+    assert ("emulated" in caplog.text) is warned
