@@ -31,11 +31,10 @@ import torch
 
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import data_overrides, describe_machine, write_rows
+from covssl._machine import cifar_benchmark_parser, data_overrides, describe_machine, write_rows
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_cifar10.csv"
 
 
@@ -136,20 +135,14 @@ def run(method: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="one tiny epoch on CPU (digits), for the test suite")
-    p.add_argument("--methods", nargs="*", default=None, help="subset of presets (default: all)")
-    p.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
+    p = cifar_benchmark_parser(
+        __doc__, "one tiny epoch on CPU (digits), for the test suite", out=RESULTS, runs=Path("/tmp/covssl-gpu-runs")
+    )
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--width", type=float, default=1.0, help="ResNet-18 channel multiplier (1.0: lightly's)")
     p.add_argument("--knn-every", type=int, default=5, help="epochs between kNN evaluations")
-    p.add_argument("--images", type=int, default=None, help="train on a seeded subset (default: all 50k)")
-    p.add_argument("--eval-images", type=int, default=None, help="test subset (default: all 10k)")
     p.add_argument("--device", default="auto", help="auto | cuda | cuda:N | cpu")
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every preset")
-    p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--runs", type=Path, default=Path("/tmp/covssl-gpu-runs"))
     args = p.parse_args(argv)
     args.dataset = "cifar10"
     if args.quick:

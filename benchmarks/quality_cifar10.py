@@ -31,11 +31,12 @@ import torch
 from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows
+from covssl._machine import (
+    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows,
+)
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 RESULTS = ROOT / "benchmarks" / "results" / "quality_cifar10.csv"
 
 
@@ -127,12 +128,9 @@ def run(method: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny run on digits (seconds), for the test suite")
-    p.add_argument("--methods", nargs="*", default=None, help="subset of presets (default: all)")
-    p.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
-    p.add_argument("--images", type=int, default=None, help="train on a seeded subset (default: all 50k)")
-    p.add_argument("--eval-images", type=int, default=None, help="test subset (default: all 10k)")
+    p = cifar_benchmark_parser(
+        __doc__, "tiny run on digits (seconds), for the test suite", out=RESULTS, runs=Path("/tmp/covssl-quality-runs")
+    )
     p.add_argument("--backbone", default=PROTOCOL["backbone"])
     p.add_argument("--width", type=float, default=PROTOCOL["width"])
     p.add_argument("--image-size", type=int, default=PROTOCOL["image_size"], help="training crop side")
@@ -148,9 +146,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--augment", default="simclr", help="augmentation recipe for all presets, or 'method'")
     p.add_argument("--linear-probe", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--linear-epochs", type=int, default=100, help="L-BFGS iterations of the probe")
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every preset")
-    p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--runs", type=Path, default=Path("/tmp/covssl-quality-runs"))
     args = p.parse_args(argv)
     args.dataset = "cifar10"
     if args.quick:

@@ -19,21 +19,20 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine, peak_memory_mb, reset_peak_memory, write_rows
+from covssl._machine import (
+    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows,
+)
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, object]:
     overrides = [
         f"method.name={method}",
         f"data.dataset={args.dataset}",
-        f"data.max_train_images={args.images}",
-        f"data.max_eval_images={args.eval_images}",
         f"model.backbone={args.backbone}",
         f"model.width={args.width}",
         f"train.epochs={args.epochs}",
@@ -42,13 +41,12 @@ def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, obje
         "train.progress=false",
         "optim.warmup_epochs=1",
     ]
-    if args.dataset != "digits":
-        overrides.append(f"data.root={args.root}")
+    overrides += data_overrides(args.dataset, args.root, args.images, args.eval_images)
     if args.quick:  # small heads: the quick mode only keeps the script working
         overrides += ["model.projector_hidden=[64]", "model.projector_out=32"]
         if method in ("simsiam", "byol"):
             overrides.append("model.predictor_hidden=16")
-    config = load_config(None, overrides)
+    config = load_config(None, overrides + list(args.set))
     reset_peak_memory()  # this method's own peak, not the process's running maximum
     started = time.perf_counter()
     result = train(config, overwrite=True)
@@ -78,18 +76,14 @@ def augmentation_throughput(batch_size: int, quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny run on digits, seconds")
-    parser.add_argument("--methods", nargs="*", default=None, help="subset of methods (default: all)")
-    parser.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
-    parser.add_argument("--images", type=int, default=10000)
-    parser.add_argument("--eval-images", type=int, default=2000)
+    parser = cifar_benchmark_parser(
+        __doc__, "tiny run on digits, seconds", out=ROOT / "benchmarks" / "results" / "train_cifar10.csv",
+        runs=Path("/tmp/covssl-bench-runs"), images=10000, eval_images=2000,
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_cifar10.csv")
-    parser.add_argument("--runs", type=Path, default=Path("/tmp/covssl-bench-runs"))
     args = parser.parse_args(argv)
     args.dataset = "cifar10"
     if args.quick:

@@ -1,7 +1,9 @@
-"""What benchmarks stamp on every row: this machine in one line, and a process's peak memory."""
+"""What the benchmark scripts share: the machine stamp on every row, a process's peak memory, the CSV
+writer, and the options of the CIFAR training benchmarks."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -82,3 +84,30 @@ def data_overrides(dataset: str, root: object, images: int | None, eval_images: 
     if eval_images is not None:
         overrides.append(f"data.max_eval_images={eval_images}")
     return overrides
+
+
+# The CIFAR-10 copy next to the repository (../shared/data): the training benchmarks' default data.
+CIFAR_COPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def cifar_benchmark_parser(
+    description: str | None, quick_help: str, out: Path, runs: Path,
+    images: int | None = None, eval_images: int | None = None,
+) -> argparse.ArgumentParser:
+    """The options every CIFAR training benchmark takes; each script adds its own after these.
+
+    --quick, --methods, --root, --images / --eval-images (seeded subsets; None: all), --set
+    (key=value overrides for every preset), --out (the CSV) and --runs (the run folders).
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--methods", nargs="*", default=None, help="subset of presets (default: all)")
+    parser.add_argument("--root", default=str(CIFAR_COPY), help="CIFAR-10 folder or the .tar.gz copy")
+    parser.add_argument("--images", type=int, default=images,
+                        help=f"train on a seeded subset (default: {images or 'all 50k'})")
+    parser.add_argument("--eval-images", type=int, default=eval_images,
+                        help=f"test subset (default: {eval_images or 'all 10k'})")
+    parser.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every preset")
+    parser.add_argument("--out", type=Path, default=out, help=f"CSV to write (default {out})")
+    parser.add_argument("--runs", type=Path, default=runs, help=f"run folders (default {runs})")
+    return parser

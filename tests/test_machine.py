@@ -7,7 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from covssl._machine import cpu_has_native_bf16, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory
+from covssl._machine import (
+    CIFAR_COPY, cifar_benchmark_parser, cpu_has_native_bf16, data_overrides, describe_machine, peak_memory_mb,
+    reset_peak_memory,
+)
 
 
 def test_machine_line_names_the_architecture_and_cpu_count() -> None:
@@ -31,6 +34,17 @@ def test_peak_memory_is_per_run_after_a_reset() -> None:
 def test_data_overrides_skip_the_root_for_digits() -> None:
     assert data_overrides("digits", "/x", None, None) == []
     assert data_overrides("cifar10", "/x", 10, 5) == ["data.root=/x", "data.max_train_images=10", "data.max_eval_images=5"]
+
+
+def test_cifar_benchmark_parser_shares_the_common_options(tmp_path) -> None:
+    parser = cifar_benchmark_parser(None, "quick", out=tmp_path / "a.csv", runs=tmp_path / "runs", images=100)
+    parser.add_argument("--epochs", type=int, default=3)  # a script's own option goes after the shared ones
+    args = parser.parse_args([])
+    assert (args.quick, args.methods, args.root, args.images, args.eval_images) == (False, None, str(CIFAR_COPY), 100, None)
+    assert (args.set, args.out, args.runs, args.epochs) == ([], tmp_path / "a.csv", tmp_path / "runs", 3)
+    args = parser.parse_args(["--quick", "--methods", "vicreg", "simclr", "--set", "optim.lr=0.1", "--eval-images", "7"])
+    assert (args.quick, args.methods, args.set, args.eval_images) == (True, ["vicreg", "simclr"], ["optim.lr=0.1"], 7)
+    assert CIFAR_COPY.name == "cifar10-jpeg.tar.gz" and CIFAR_COPY.parent.parent.name == "shared"
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path) -> None:
