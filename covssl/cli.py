@@ -90,9 +90,10 @@ def evaluate(
     if image_size is not None:
         config.eval.image_size = image_size
     evaluator = KnnEvaluator(splits, eval_transform(config), torch.device("cpu"), config.eval)
-    console.print(f"step {step}: kNN top-1 {100 * evaluator.knn(model.backbone):.2f}%")
-    if linear:
-        console.print(f"linear probe top-1 {100 * evaluator.linear_probe(model.backbone, config.eval.linear_epochs):.2f}%")
+    knn, probe = evaluator.knn_and_probe(model.backbone, config.eval.linear_epochs if linear else None)
+    console.print(f"step {step}: kNN top-1 {100 * knn:.2f}%")
+    if probe is not None:
+        console.print(f"linear probe top-1 {100 * probe:.2f}%")
 
 
 @app.command()

@@ -56,9 +56,16 @@ class KnnEvaluator:
         """kNN top-1 accuracy on raw pixels: the baseline that needs no learning at all."""
         return self._score(raw_pixels(self.splits.bank.images), raw_pixels(self.splits.test.images))
 
-    def linear_probe(self, encoder: nn.Module, epochs: int) -> float:
-        """Linear-probe top-1 accuracy on frozen features (L-BFGS, deterministic)."""
+    def knn_and_probe(self, encoder: nn.Module, probe_epochs: int | None) -> tuple[float, float | None]:
+        """kNN top-1 and, unless ``probe_epochs`` is None, linear-probe top-1 (L-BFGS, deterministic).
+
+        Both are scored on one encoding of the two splits: the probe costs no second pass.
+        """
         bank, queries = self._features(encoder)
-        return linear_probe_accuracy(
-            bank, self.bank_labels, queries, self.query_labels, self.splits.num_classes, epochs=epochs
+        knn = self._score(bank, queries)
+        if probe_epochs is None:
+            return knn, None
+        probe = linear_probe_accuracy(
+            bank, self.bank_labels, queries, self.query_labels, self.splits.num_classes, epochs=probe_epochs
         )
+        return knn, probe

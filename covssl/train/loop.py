@@ -348,9 +348,10 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
         log.warning("stopped by signal %d at step %d; resume with --resume", stop.raised, step)
         raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved in {run_dir}")
     if main:
-        result.knn = {"trained": evaluator.knn(model.backbone), **baselines}
-        if config.eval.linear_probe:
-            result.linear_probe = evaluator.linear_probe(model.backbone, config.eval.linear_epochs)
+        knn, result.linear_probe = evaluator.knn_and_probe(
+            model.backbone, config.eval.linear_epochs if config.eval.linear_probe else None
+        )
+        result.knn = {"trained": knn, **baselines}
         (run_dir / "results.json").write_text(
             json.dumps({"step": step, "knn_top1": result.knn, "linear_probe_top1": result.linear_probe,
                         "images_per_second": result.images_per_second}, indent=2) + "\n"

@@ -201,3 +201,27 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(make_config, monkeypatch, caplo
     with caplog.at_level("WARNING", logger="covssl.train.loop"):
         train(make_config("vicreg", "train.max_steps=1", "train.precision=bf16", "eval.baselines=false"))
     assert ("emulated" in caplog.text) is warned
+
+
+def test_the_final_knn_and_probe_share_one_encoding(make_config) -> None:
+    from covssl.evaluate.linear import linear_probe_accuracy
+    from covssl.methods.model import build_model
+    from covssl.train.data import load_splits
+    from covssl.train.evaluation import KnnEvaluator, eval_transform
+
+    config = make_config("vicreg")
+    splits = load_splits(config.data, config.train.seed)
+    evaluator = KnnEvaluator(splits, eval_transform(config), torch.device("cpu"), config.eval)
+    backbone = build_model(config).backbone
+    seen = []
+    backbone.register_forward_hook(lambda _module, inputs, _output: seen.append(inputs[0].shape[0]))
+    knn, probe = evaluator.knn_and_probe(backbone, 5)
+    encoded = sum(seen)
+    assert encoded == len(splits.bank.images) + len(splits.test.images)  # each image once, not twice
+    assert knn == evaluator.knn(backbone)
+    bank, queries = evaluator._features(backbone)
+    expected = linear_probe_accuracy(
+        bank, evaluator.bank_labels, queries, evaluator.query_labels, splits.num_classes, epochs=5
+    )
+    assert probe == pytest.approx(expected, abs=0)
+    assert evaluator.knn_and_probe(backbone, None)[1] is None
