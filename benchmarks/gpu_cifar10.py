@@ -156,10 +156,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     if device == "cpu" and not args.quick:
         print("warning: no CUDA device; this protocol takes days on a CPU (use --quick to check the script)")
-    rows = []
-    for method in args.methods or list_methods():
-        rows.append(run(method, args))
-        print(rows[-1], flush=True)
     stamp = {
         "machine": machine(),
         "device": device,
@@ -171,7 +167,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{args.epochs} ep, kNN k=200 T=0.1 every {args.knn_every} ep"
         ),
     }
-    write_rows(args.out, [{**r, **stamp} for r in rows])
+    rows = []
+    for method in args.methods or list_methods():
+        rows.append(run(method, args))
+        print(rows[-1], flush=True)
+        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each preset: a crash keeps the rows done
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'s/epoch':>8s} {'img/s':>8s}  first kNN (epoch:%)")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['s_per_epoch']:8.2f} {r['images_per_s']:8.1f}  "

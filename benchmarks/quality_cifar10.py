@@ -158,10 +158,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
-    rows = []
-    for method in args.methods or list_methods():
-        rows.append(run(method, args))
-        print(rows[-1], flush=True)
     stamp = {
         "machine": machine(),
         "threads": torch.get_num_threads(),
@@ -174,7 +170,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"batch {args.batch_size}, {args.epochs} ep (warm-up {args.warmup_epochs}), views {args.augment}"
         ),
     }
-    write_rows(args.out, [{**r, **stamp} for r in rows])
+    rows = []
+    for method in args.methods or list_methods():
+        rows.append(run(method, args))
+        print(rows[-1], flush=True)
+        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each preset: a crash keeps the rows done
     print(f"\n{stamp}")
     first = rows[0]
     print(f"raw-pixel kNN {first['raw_pixels_knn_top1']:.2f}%, "

@@ -89,19 +89,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if args.quick:
         args.dataset, args.images, args.eval_images, args.epochs = "digits", 64, 64, 1
         args.batch_size, args.backbone, args.width = 32, "small_convnet", 0.25
-    methods = args.methods or list_methods()
-    rows = []
-    for method in methods:
-        row = run(method, args, args.runs)
-        rows.append(row)
-        print(row, flush=True)
     stamp = {
         "machine": f"{describe_machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "setting": f"{args.dataset} {args.images} imgs, {args.epochs} ep, batch {args.batch_size}, {args.backbone} x{args.width}",
     }
-    write_rows(args.out, [{**r, **stamp} for r in rows])
+    rows = []
+    for method in args.methods or list_methods():
+        rows.append(run(method, args, args.runs))
+        print(rows[-1], flush=True)
+        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each method: a crash keeps the rows done
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'rand%':>6s} {'pix%':>6s} {'img/s':>7s} {'wall s':>7s}")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['random_init_knn_top1']:6.2f} {r['raw_pixels_knn_top1']:6.2f} "

@@ -66,14 +66,19 @@ def peak_memory_mb() -> float:
 
 
 def write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
-    """Write benchmark rows as CSV (creating the folder); columns default to the first row's keys."""
+    """Write benchmark rows as CSV (creating the folder); columns default to the first row's keys.
+
+    Atomic (a temporary file, then a rename): a run killed while writing keeps the previous file.
+    """
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames or list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(partial, path)
 
 
 def data_overrides(dataset: str, root: object, images: int | None, eval_images: int | None) -> list[str]:

@@ -65,3 +65,21 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path) -> None:
     assert cpu_has_native_bf16() is False
     monkeypatch.setattr(machine, "Path", lambda p: tmp_path / "missing")
     assert cpu_has_native_bf16() is None
+
+
+def test_write_rows_replaces_the_file_atomically(tmp_path, monkeypatch) -> None:
+    import os
+
+    from covssl._machine import write_rows
+
+    path = tmp_path / "sub" / "rows.csv"
+    write_rows(path, [{"a": 1, "b": 2}])
+    assert path.read_text().splitlines() == ["a,b", "1,2"]
+
+    def crash(*_args) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_rows(path, [{"a": 3, "b": 4}])
+    assert path.read_text().splitlines() == ["a,b", "1,2"]  # the old rows survive a failed write

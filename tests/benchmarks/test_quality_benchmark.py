@@ -118,3 +118,21 @@ def test_quick_gpu_benchmark_runs_one_epoch_per_preset_on_cpu(gpu: ModuleType, t
         assert row["first_knn"] == f"1:{float(row['knn_top1']):.2f}"  # the final kNN, after epoch 1
         assert 0 <= float(row["knn_top1"]) <= 100
         assert row["device"] == "cpu" and row["torch"] and row["date"]
+
+
+def test_a_crash_keeps_the_rows_of_the_presets_already_done(quality: ModuleType, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "quality.csv"
+
+    def fake_run(method: str, _args) -> dict:
+        if method == "simclr":
+            raise RuntimeError("killed")
+        return {"method": method, "knn_top1": 50.0}
+
+    monkeypatch.setattr(quality, "run", fake_run)
+    with pytest.raises(RuntimeError, match="killed"):
+        quality.main(["--out", str(out), "--methods", "vicreg", "barlow_twins", "simclr", "byol"])
+    with open(out, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [row["method"] for row in written] == ["vicreg", "barlow_twins"]
+    assert all(row["date"] and row["setting"] for row in written)
+    assert not list(tmp_path.glob("*.partial"))  # the CSV is replaced atomically
