@@ -31,7 +31,7 @@ import torch
 
 from covssl.config import load_config
 from covssl.methods import list_methods
-from covssl._machine import cifar_benchmark_parser, data_overrides, describe_machine, write_rows
+from covssl._machine import cifar_benchmark_parser, data_overrides, describe_machine, run_each
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,11 +167,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{args.epochs} ep, kNN k=200 T=0.1 every {args.knn_every} ep"
         ),
     }
-    rows = []
-    for method in args.methods or list_methods():
-        rows.append(run(method, args))
-        print(rows[-1], flush=True)
-        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each preset: a crash keeps the rows done
+    rows = run_each(args.methods or list_methods(), lambda method: run(method, args), args.out, stamp)
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'s/epoch':>8s} {'img/s':>8s}  first kNN (epoch:%)")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['s_per_epoch']:8.2f} {r['images_per_s']:8.1f}  "

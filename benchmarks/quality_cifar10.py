@@ -32,7 +32,7 @@ from covssl.augment import augment_preset
 from covssl.config import load_config
 from covssl.methods import list_methods
 from covssl._machine import (
-    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows,
+    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
 )
 from covssl.train import train
 
@@ -170,11 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"batch {args.batch_size}, {args.epochs} ep (warm-up {args.warmup_epochs}), views {args.augment}"
         ),
     }
-    rows = []
-    for method in args.methods or list_methods():
-        rows.append(run(method, args))
-        print(rows[-1], flush=True)
-        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each preset: a crash keeps the rows done
+    rows = run_each(args.methods or list_methods(), lambda method: run(method, args), args.out, stamp)
     print(f"\n{stamp}")
     first = rows[0]
     print(f"raw-pixel kNN {first['raw_pixels_knn_top1']:.2f}%, "

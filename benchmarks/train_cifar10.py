@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from covssl._machine import (
-    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, write_rows,
+    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
 )
 from covssl.config import load_config
 from covssl.methods import list_methods
@@ -95,11 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         "date": datetime.date.today().isoformat(),
         "setting": f"{args.dataset} {args.images} imgs, {args.epochs} ep, batch {args.batch_size}, {args.backbone} x{args.width}",
     }
-    rows = []
-    for method in args.methods or list_methods():
-        rows.append(run(method, args, args.runs))
-        print(rows[-1], flush=True)
-        write_rows(args.out, [{**r, **stamp} for r in rows])  # after each method: a crash keeps the rows done
+    rows = run_each(args.methods or list_methods(), lambda method: run(method, args, args.runs), args.out, stamp)
     print(f"\n{stamp}\n{'method':14s} {'kNN%':>6s} {'rand%':>6s} {'pix%':>6s} {'img/s':>7s} {'wall s':>7s}")
     for r in rows:
         print(f"{r['method']:14s} {r['knn_top1']:6.2f} {r['random_init_knn_top1']:6.2f} {r['raw_pixels_knn_top1']:6.2f} "

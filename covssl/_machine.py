@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Callable
 import platform
 from pathlib import Path
 
@@ -79,6 +80,17 @@ def write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None
         writer.writeheader()
         writer.writerows(rows)
     os.replace(partial, path)
+
+
+def run_each(methods: list[str], run_one: Callable[[str], dict], out: Path, stamp: dict) -> list[dict]:
+    """``run_one(method)`` for each method in turn, printing each row and rewriting ``out`` (rows + ``stamp``)
+    after each one, so a crash keeps the rows already done. Returns the rows without the stamp."""
+    rows: list[dict] = []
+    for method in methods:
+        rows.append(run_one(method))
+        print(rows[-1], flush=True)
+        write_rows(out, [{**row, **stamp} for row in rows])
+    return rows
 
 
 def data_overrides(dataset: str, root: object, images: int | None, eval_images: int | None) -> list[str]:
