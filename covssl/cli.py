@@ -56,14 +56,17 @@ def train(
     table = Table(title=f"kNN top-1 (k={resolved.eval.knn_k}, T={resolved.eval.knn_temperature}) — {resolved.data.dataset}")
     table.add_column("encoder")
     table.add_column("accuracy", justify="right")
-    labels = {"trained": f"{resolved.method.name} (trained, {result.step} steps)", "random_init": "random init", "raw_pixels": "raw pixels"}
+    trained = f"{resolved.method.name} (trained, {result.epochs} epochs, {result.step} steps, {result.precision})"
+    labels = {"trained": trained, "random_init": "random init", "raw_pixels": "raw pixels"}
     for key, label in labels.items():
         if key in result.knn:
             table.add_row(label, f"{100 * result.knn[key]:.2f}%")
     if result.linear_probe is not None:
         table.add_row("linear probe (trained)", f"{100 * result.linear_probe:.2f}%")
     console.print(table)
-    console.print(f"run folder: {result.run_dir}  ({result.images_per_second:.0f} images/s)")
+    console.print(
+        f"run folder: {result.run_dir}  ({result.images_per_second:.0f} images/s, {result.wall_seconds / 60:.1f} min in all)"
+    )
 
 
 @app.command("eval")

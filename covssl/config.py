@@ -71,7 +71,8 @@ class TrainConfig:
     batch_size: int = 256  # global batch (split across ranks under torch.distributed)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 | fastest (CPU: times
+    #   fp32 and bf16 for a few steps and trains in the faster; covssl/train/budget.py)
     channels_last: bool = False  # NHWC memory format for conv nets: 1.4x on CPU, 2.3x with bf16 (AVX512-BF16)
     out_dir: str = "runs/default"  # the run folder
     log_every: int = 10  # steps between per-step CSV rows
@@ -79,6 +80,8 @@ class TrainConfig:
     keep_checkpoints: int = 2  # how many epoch checkpoints to keep
     on_nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss or gradient does
     max_steps: Optional[int] = None  # stop after this many steps (tests, smoke runs)
+    time_budget_minutes: Optional[float] = None  # fit the whole run (baselines, training, evaluations) into this
+    #   wall time: epochs = the most, up to train.epochs, that measured step times allow (covssl/train/budget.py)
     progress: bool = True  # progress bar on the terminal
 
 
@@ -206,7 +209,7 @@ def validate(config: RunConfig) -> None:
     """Check values that types alone cannot (ranges, choices); raise ValueError naming the key."""
     _choice(config.optim.optimizer, ("sgd", "lars", "adamw"), "optim.optimizer")
     _choice(config.optim.lr_scaling, ("linear", "sqrt", "none"), "optim.lr_scaling")
-    _choice(config.train.precision, ("auto", "fp32", "bf16", "fp16"), "train.precision")
+    _choice(config.train.precision, ("auto", "fp32", "bf16", "fp16", "fastest"), "train.precision")
     _choice(config.train.on_nonfinite, ("stop", "skip"), "train.on_nonfinite")
     _positive(config.optim.lr, "optim.lr")
     _positive(config.optim.lr_reference_batch, "optim.lr_reference_batch")
@@ -234,6 +237,8 @@ def validate(config: RunConfig) -> None:
         _positive(config.optim.grad_clip, "optim.grad_clip")
     if config.train.max_steps is not None:
         _positive(config.train.max_steps, "train.max_steps")
+    if config.train.time_budget_minutes is not None:
+        _positive(config.train.time_budget_minutes, "train.time_budget_minutes")
     if any(h <= 0 for h in config.model.projector_hidden):
         raise ValueError(f"model.projector_hidden: expected positive widths, got {config.model.projector_hidden}")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.train.device):

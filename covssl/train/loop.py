@@ -42,6 +42,7 @@ from covssl.config import RunConfig
 from covssl.diagnostics import effective_rank, std_of_normalized
 from covssl.methods.model import SSLModel, build_model
 from covssl.models import cosine_momentum
+from covssl.train.budget import BudgetPlan, plan_epochs, precision_candidates, time_encoding, time_training_step
 from covssl.train.checkpoint import load_checkpoint_file, load_latest, save_checkpoint
 from covssl.train.data import load_splits
 from covssl.train.evaluation import KnnEvaluator, eval_transform
@@ -66,6 +67,9 @@ class TrainResult:
     knn: dict[str, float] = field(default_factory=dict)  # trained / random_init / raw_pixels
     linear_probe: float | None = None
     images_per_second: float = 0.0
+    epochs: int = 0  # planned epochs (train.epochs, or what train.time_budget_minutes allowed)
+    precision: str = ""  # what the network trained in (train.precision=fastest resolves to fp32 or bf16)
+    wall_seconds: float = 0.0  # the whole run, data loading and evaluations included
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,9 +82,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the network (None: full fp32). The objective always runs in fp32."""
+    """The autocast dtype for the network (None: full fp32). The objective always runs in fp32.
+
+    ``fastest`` is resolved by timing (:func:`choose_precision`) before it gets here.
+    """
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fastest":
+        raise ValueError("train.precision: 'fastest' must be resolved by timing first (choose_precision)")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -157,6 +166,80 @@ def augment_local_views(
     return views[0], views[1]
 
 
+def choose_precision(
+    model: SSLModel,
+    augment: TwoViewAugment,
+    images: torch.Tensor,
+    global_batch: int,
+    config: RunConfig,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    time_all: bool,
+) -> tuple[str, dict[str, float]]:
+    """The precision to train in and the measured seconds per training step of each one timed.
+
+    ``train.precision=fastest`` times every candidate of :func:`precision_candidates` (fp32 and
+    bf16 on a CPU with native bf16) on a copy of ``model`` and returns the faster; any other
+    value is returned as it is, timed only when ``time_all`` (a time budget needs the step time).
+
+    Args:
+        model: the run's model, not yet wrapped for DDP (it is copied, never changed).
+        augment: the run's augmentation; views are drawn from a private generator, so the run's
+            random streams do not move.
+        images: this rank's rows of one global batch (uint8).
+        global_batch: the global batch size.
+        config: the run's config.
+        device: the training device.
+        memory_format: the views' layout (channels_last or contiguous).
+        time_all: time the precision even when there is only one candidate.
+    """
+    candidates = precision_candidates(config.train.precision, device)
+    if len(candidates) == 1 and not time_all:
+        return candidates[0], {}
+    generator = torch.Generator().manual_seed(config.train.seed)
+
+    def make_views() -> tuple[torch.Tensor, torch.Tensor]:
+        views = augment_local_views(augment, images, global_batch, generator)
+        return views[0].contiguous(memory_format=memory_format), views[1].contiguous(memory_format=memory_format)
+
+    seconds = {
+        precision: time_training_step(model, make_views, autocast_dtype(precision, device), device, config.optim)
+        for precision in candidates
+    }
+    return min(seconds, key=seconds.__getitem__), seconds
+
+
+def _plan_budget(
+    config: RunConfig, elapsed: float, epoch_seconds: float, knn_seconds: float
+) -> BudgetPlan:
+    """``plan_epochs`` with the run's budget, evaluation schedule and epoch cap.
+
+    The final evaluation is one kNN pass (the probe reuses its features; L-BFGS on them takes
+    seconds, inside the plan's margin).
+    """
+    return plan_epochs(
+        budget_seconds=60.0 * config.train.time_budget_minutes,  # type: ignore[operator]
+        elapsed_seconds=elapsed,
+        epoch_seconds=epoch_seconds,
+        knn_seconds=knn_seconds,
+        final_seconds=knn_seconds,
+        knn_every=config.train.knn_every,
+        max_epochs=config.train.epochs,
+    )
+
+
+def _schedule_steps(config: RunConfig, epochs: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(total, warm-up) steps of the learning-rate schedule for a run of ``epochs`` epochs.
+
+    Under a time budget the warm-up keeps its share of the schedule (optim.warmup_epochs out of
+    train.epochs), so that a budget that allows few epochs still has a cosine decay.
+    """
+    warmup_epochs = config.optim.warmup_epochs
+    if config.train.time_budget_minutes is not None:
+        warmup_epochs *= epochs / config.train.epochs
+    return epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch)
+
+
 def _load_resume_state(run_dir: Path, device: torch.device) -> tuple[dict[str, Any], Path] | None:
     """Rank 0 picks the newest good checkpoint and every rank loads that same file (shared run folder)."""
     loaded = load_latest(run_dir, map_location=device) if distributed.is_main_process() else None
@@ -168,9 +251,10 @@ def _load_resume_state(run_dir: Path, device: torch.device) -> tuple[dict[str, A
 
 def _checkpoint_state(
     model: SSLModel, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int, epoch: int,
-    position: int, baselines: dict[str, float],
+    position: int, baselines: dict[str, float], run_plan: dict[str, Any],
 ) -> dict[str, Any]:
     state: dict[str, Any] = {
+        **run_plan,  # "epochs" (planned) and "precision" (resolved): a resumed run keeps both
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
@@ -197,10 +281,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> T
 
 
 def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: bool) -> TrainResult:
-    amp_dtype = autocast_dtype(config.train.precision, device)
-    if amp_dtype == torch.bfloat16 and device.type == "cpu" and cpu_has_native_bf16() is False:
-        log.warning("train.precision=bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated and slower "
-                    "than fp32 here; set train.precision=fp32 (benchmarks/layout_precision.py measures both)")
+    run_started = time.perf_counter()
     main = distributed.is_main_process()
     run_dir = prepare_run_dir(config, resume, overwrite) if main else Path(config.train.out_dir)
     torch.manual_seed(config.train.seed)
@@ -214,25 +295,43 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
         raise ValueError(
             f"train.batch_size: {global_batch} is larger than the training set ({len(splits.train)} images)"
         )
-    total_steps = config.train.epochs * steps_per_epoch
-    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
 
     model = build_model(config).to(device)
     memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)  # the conv weights; the views follow below
+    augment = TwoViewAugment(config.augment).to(device)
+    loaded = _load_resume_state(run_dir, device) if resume else None
+    budget = config.train.time_budget_minutes
+    step_seconds: dict[str, float] = {}
+    if loaded is not None and "precision" in loaded[0]:
+        precision = str(loaded[0]["precision"])  # a resumed run trains on in what it started in
+    else:
+        first_rows = torch.arange(global_batch)[distributed.local_rows(global_batch)].tolist()
+        first_images = splits.train.__getitems__(first_rows)[0].to(device)
+        precision, step_seconds = choose_precision(
+            model, augment, first_images, global_batch, config, device, memory_format, time_all=budget is not None
+        )
+        precision, step_seconds = distributed.broadcast_object((precision, step_seconds))  # rank 0 decides
+        if config.train.precision == "fastest" and main:
+            timings = ", ".join(f"{name} {1000 * sec:.0f} ms" for name, sec in step_seconds.items())
+            log.info("train.precision=fastest: %s (one training step: %s)", precision, timings)
+    amp_dtype = autocast_dtype(precision, device)
+    if amp_dtype == torch.bfloat16 and device.type == "cpu" and cpu_has_native_bf16() is False:
+        log.warning("train.precision=bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated and slower "
+                    "than fp32 here; set train.precision=fp32 or fastest (benchmarks/layout_precision.py measures both)")
     wrapped: nn.Module = model
     if distributed.is_distributed():
         if config.model.sync_batchnorm:
             model = convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    augment = TwoViewAugment(config.augment).to(device)
     evaluator = KnnEvaluator(splits, eval_transform(config).to(device), device, config.eval)
     peak_lr = scaled_lr(config.optim, global_batch)
     optimizer = build_optimizer(model, config.optim, peak_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     step, epoch, position, baselines = 0, 0, 0, {}
-    loaded = _load_resume_state(run_dir, device) if resume else None
+    epochs = config.train.epochs
+    knn_seconds: float | None = None  # one kNN evaluation, when measured
     if loaded is not None:
         state, path = loaded
         model.load_state_dict(state["model"])
@@ -240,13 +339,32 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
         scaler.load_state_dict(state["scaler"])
         step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
         baselines = {k: float(v) for k, v in state["baselines"].items()}
+        epochs = int(state.get("epochs", epochs))  # a budgeted run finishes the epochs it planned
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         if main:
             log.info("resumed from %s at step %d (epoch %d, position %d)", path, step, epoch, position)
     elif main and config.eval.baselines:
-        baselines = {"random_init": evaluator.knn(model.backbone), "raw_pixels": evaluator.knn_raw_pixels()}
+        began = time.perf_counter()
+        baselines = {"random_init": evaluator.knn(model.backbone)}
+        knn_seconds = time.perf_counter() - began
+        baselines["raw_pixels"] = evaluator.knn_raw_pixels()
+
+    plan: BudgetPlan | None = None
+    replan_pending = budget is not None and loaded is None  # once, after the first epoch
+    if replan_pending:
+        if main:
+            if knn_seconds is None:
+                knn_seconds = time_encoding(
+                    model.backbone, splits.bank.images, evaluator.transform, device, config.eval.batch_size,
+                    total_images=len(splits.bank) + len(splits.test),
+                )
+            plan = _plan_budget(config, time.perf_counter() - run_started,
+                                step_seconds[precision] * steps_per_epoch, knn_seconds)
+            log.info("%s", plan.describe())
+        epochs = distributed.broadcast_object(plan.epochs if plan is not None else None)
+    total_steps, warmup_steps = _schedule_steps(config, epochs, steps_per_epoch)
 
     step_log, epoch_log = CSVLog(run_dir / "steps.csv", "step"), CSVLog(run_dir / "epochs.csv", "epoch")
     if main:
@@ -258,11 +376,12 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
     # the keys of ObjectiveOutput.as_floats(): a rank whose network output is NaN logs NaN for each
     term_keys = ["loss", *(t.name for t in model.objective.term_specs)]
     images_seen, started = 0, time.perf_counter()
+    in_run_knn_seconds = 0.0
     result = TrainResult(run_dir, step)
 
     with stop.installed(), progress_bar(enabled=config.train.progress and main, total=min(max_steps, total_steps)) as bar:
         bar.advance_to(step)
-        while epoch < config.train.epochs and step < max_steps and stop.raised is None:
+        while epoch < epochs and step < max_steps and stop.raised is None:
             order = epoch_order(len(splits.train), config.train.seed, epoch)
             last_z: torch.Tensor | None = None
             epoch_losses: list[float] = []
@@ -321,7 +440,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                     row = {"step": step, "epoch": epoch, "lr": lr, **values}
                     step_log.write(row)
                     board.write("train", row, step)  # type: ignore[union-attr]
-                bar.update(step, f"epoch {epoch + 1}/{config.train.epochs} loss {values['loss']:.4f}")
+                bar.update(step, f"epoch {epoch + 1}/{epochs} loss {values['loss']:.4f}")
                 stop.raised = distributed.max_over_ranks(stop.raised or 0) or None  # all ranks stop together
             if position >= steps_per_epoch:  # the epoch is complete
                 if last_z is not None and distributed.is_distributed():
@@ -333,16 +452,33 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                         row["effective_rank"] = float(effective_rank(last_z))
                         row["std_of_normalized_healthy"] = 1.0 / math.sqrt(last_z.shape[1])
                     every = config.train.knn_every
-                    if every and (epoch + 1) % every == 0 and epoch + 1 < config.train.epochs:
+                    if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
+                        began = time.perf_counter()
                         row["knn_top1"] = evaluator.knn(model.backbone)
+                        knn_seconds = time.perf_counter() - began
+                        in_run_knn_seconds += knn_seconds
                     epoch_log.write(row)
                     board.write("epoch", row, step)  # type: ignore[union-attr]
                 epoch, position = epoch + 1, 0
             if main:
-                state = _checkpoint_state(model, optimizer, scaler, step, epoch, position, baselines)
+                run_plan = {"epochs": epochs, "precision": precision}
+                state = _checkpoint_state(model, optimizer, scaler, step, epoch, position, baselines, run_plan)
                 save_checkpoint(state, run_dir, step, config.train.keep_checkpoints)
+            if replan_pending and position == 0 and epoch == 1:  # the first epoch is done and saved
+                replan_pending = False
+                if main:
+                    measured = time.perf_counter() - started - in_run_knn_seconds
+                    plan = _plan_budget(config, plan.elapsed_seconds, measured, knn_seconds)  # type: ignore[union-attr,arg-type]
+                    log.info("after the first epoch: %s", plan.describe())
+                new_epochs = distributed.broadcast_object(plan.epochs if plan is not None else None)
+                if new_epochs != epochs:
+                    epochs = new_epochs
+                    total_steps, warmup_steps = _schedule_steps(config, epochs, steps_per_epoch)
+                    max_steps = config.train.max_steps or total_steps
+                    bar.set_total(min(max_steps, total_steps))
         elapsed = time.perf_counter() - started
     result.step = step
+    result.epochs, result.precision = epochs, precision
     result.images_per_second = images_seen / elapsed if elapsed > 0 else 0.0
     if stop.raised is not None:
         log.warning("stopped by signal %d at step %d; resume with --resume", stop.raised, step)
@@ -352,9 +488,12 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
             model.backbone, config.eval.linear_epochs if config.eval.linear_probe else None
         )
         result.knn = {"trained": knn, **baselines}
-        (run_dir / "results.json").write_text(
-            json.dumps({"step": step, "knn_top1": result.knn, "linear_probe_top1": result.linear_probe,
-                        "images_per_second": result.images_per_second}, indent=2) + "\n"
-        )
+        result.wall_seconds = time.perf_counter() - run_started
+        summary = {
+            "step": step, "knn_top1": result.knn, "linear_probe_top1": result.linear_probe,
+            "images_per_second": result.images_per_second, "epochs": epochs, "precision": precision,
+            "wall_seconds": result.wall_seconds, "time_budget_minutes": budget,
+        }
+        (run_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
         board.close()  # type: ignore[union-attr]
     return result

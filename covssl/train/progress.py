@@ -17,6 +17,11 @@ class _Bar:
         if self.progress is not None:
             self.progress.update(self.task, completed=step)  # type: ignore[arg-type]
 
+    def set_total(self, total: int) -> None:
+        """Change the number of steps (a time budget re-planned the epochs)."""
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)  # type: ignore[arg-type]
+
     def update(self, step: int, description: str) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, description=description)  # type: ignore[arg-type]

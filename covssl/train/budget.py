@@ -1,0 +1,250 @@
+"""Fit a whole run into a wall-clock budget, and pick the faster precision, from measured steps.
+
+``train.time_budget_minutes`` bounds the wall time of the whole run (data loading, baselines,
+training, in-run kNN evaluations, final kNN and probe). What is chosen is the number of epochs,
+not where to cut the schedule: the learning rate still warms up and decays to its final value
+over the epochs that fit. With a fixed budget that is what works best (Li, Yumer & Ramanan,
+2020, "Budgeted Training: Rethinking Deep Neural Network Training Under Resource Constraints",
+ICLR 2020, arXiv 1905.04753: a schedule that anneals to its end within the budget beats a
+longer one stopped early).
+
+The plan is
+
+    E = max{e <= train.epochs :  elapsed + e * t_epoch + n_knn(e) * t_knn + t_final
+                                  <= (1 - margin) * budget},    n_knn(e) = floor((e - 1) / knn_every)
+
+(at least one epoch), with t_knn the time of one kNN evaluation (encode the bank and the
+queries, score) and t_final the final kNN plus probe. Before the first step t_epoch comes from
+a few timed training steps of a *copy* of the model (the run's weights, BatchNorm statistics,
+running covariances and RNG streams are untouched), and t_knn from the baseline kNN pass, or
+from timing the encoder on a few evaluation batches. After the first epoch, the measured epoch
+(data loading, logging, checkpoint included) replaces the estimate and E is planned once more.
+The warm-up keeps its share of the schedule (optim.warmup_epochs out of train.epochs), so the
+schedule has the same shape at any budget; the re-plan moves only the learning rates still to
+come, except for a slight change of the warm-up slope. The checkpoint stores the planned
+epochs and the precision: a resumed run finishes that plan, it does not plan again.
+
+``train.precision=fastest`` times the same copy in fp32 and in bf16 autocast on a CPU with
+native bf16 dot products and trains in the faster: whether bf16 pays off depends on the CPU
+(2.3x on an AMD EPYC Zen 4, 0.86x on an Intel Xeon with AVX512-BF16 but no AMX, both measured
+by ``benchmarks/layout_precision.py``). On CUDA it is bf16, as ``auto``.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from covssl._machine import cpu_has_native_bf16
+from covssl.config import OptimConfig
+from covssl.evaluate.features import encode
+from covssl.train.optim import build_optimizer
+
+BUDGET_MARGIN = 0.03  # share of the budget kept free for what is not measured (start-up, logs, jitter)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """The epochs a budget allows and the estimates that decided it (all times in seconds)."""
+
+    epochs: int
+    epoch_seconds: float
+    knn_seconds: float
+    final_seconds: float
+    elapsed_seconds: float
+    budget_seconds: float
+    knn_every: int
+
+    @property
+    def predicted_seconds(self) -> float:
+        """Predicted wall time of the whole run under this plan."""
+        return predicted_run_seconds(
+            self.epochs, self.elapsed_seconds, self.epoch_seconds, self.knn_seconds, self.final_seconds,
+            self.knn_every,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"time budget {self.budget_seconds / 60:.1f} min: {self.epochs} epochs "
+            f"(epoch {self.epoch_seconds:.1f} s, kNN {self.knn_seconds:.1f} s, final evaluation "
+            f"{self.final_seconds:.1f} s, {self.elapsed_seconds:.1f} s spent before; predicted "
+            f"{self.predicted_seconds / 60:.1f} min in all)"
+        )
+
+
+def in_run_evaluations(epochs: int, knn_every: int) -> int:
+    """kNN evaluations during a run of ``epochs`` epochs: after every ``knn_every``-th epoch but the last.
+
+    Examples:
+        >>> in_run_evaluations(40, 10), in_run_evaluations(41, 10), in_run_evaluations(5, 0)
+        (3, 4, 0)
+    """
+    return (epochs - 1) // knn_every if knn_every > 0 else 0
+
+
+def predicted_run_seconds(
+    epochs: int, elapsed: float, epoch_seconds: float, knn_seconds: float, final_seconds: float, knn_every: int
+) -> float:
+    """elapsed + epochs * t_epoch + n_knn(epochs) * t_knn + t_final."""
+    return elapsed + epochs * epoch_seconds + in_run_evaluations(epochs, knn_every) * knn_seconds + final_seconds
+
+
+def plan_epochs(
+    budget_seconds: float,
+    elapsed_seconds: float,
+    epoch_seconds: float,
+    knn_seconds: float,
+    final_seconds: float,
+    knn_every: int,
+    max_epochs: int,
+    margin: float = BUDGET_MARGIN,
+) -> BudgetPlan:
+    """The largest number of epochs (1 <= E <= max_epochs) whose predicted run fits the budget.
+
+    Args:
+        budget_seconds: wall time allowed for the whole run, > 0.
+        elapsed_seconds: already spent (data loading, calibration, baselines), >= 0.
+        epoch_seconds: one training epoch, > 0.
+        knn_seconds: one in-run kNN evaluation, >= 0.
+        final_seconds: the final evaluation (kNN and probe), >= 0.
+        knn_every: epochs between in-run kNN evaluations (0: none).
+        max_epochs: the configured number of epochs, an upper bound (>= 1).
+        margin: share of the budget kept free, in [0, 1).
+
+    Returns:
+        The plan; ``epochs`` is 1 when not even one epoch fits (the run then overshoots, and
+        the caller warns).
+
+    Examples:
+        >>> plan_epochs(1800, 60, 100, 20, 30, knn_every=10, max_epochs=100).epochs
+        16
+        >>> plan_epochs(1800, 60, 100, 20, 30, knn_every=10, max_epochs=12).epochs
+        12
+    """
+    for name, value in (("budget_seconds", budget_seconds), ("epoch_seconds", epoch_seconds)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    for name, value in (("elapsed_seconds", elapsed_seconds), ("knn_seconds", knn_seconds),
+                        ("final_seconds", final_seconds)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin: expected a number in [0, 1), got {margin!r}")
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs: expected an integer >= 1, got {max_epochs!r}")
+    allowed = (1 - margin) * budget_seconds
+    epochs = 1
+    # the predicted time grows with e, so the first e that fits from the top is the largest
+    for e in range(max_epochs, 0, -1):
+        if predicted_run_seconds(e, elapsed_seconds, epoch_seconds, knn_seconds, final_seconds, knn_every) <= allowed:
+            epochs = e
+            break
+    return BudgetPlan(epochs, epoch_seconds, knn_seconds, final_seconds, elapsed_seconds, budget_seconds, knn_every)
+
+
+def precision_candidates(requested: str, device: torch.device) -> list[str]:
+    """The precisions a run may train in: ``fastest`` on a CPU with native bf16 -> fp32 and bf16.
+
+    ``auto`` resolves to bf16 on CUDA and fp32 elsewhere, so that a run records what it ran in.
+
+    Examples:
+        >>> precision_candidates("auto", torch.device("cpu"))
+        ['fp32']
+        >>> precision_candidates("fp32", torch.device("cpu"))
+        ['fp32']
+        >>> precision_candidates("fastest", torch.device("cuda"))
+        ['bf16']
+    """
+    if requested == "auto":
+        return ["bf16" if device.type == "cuda" else "fp32"]
+    if requested != "fastest":
+        return [requested]
+    if device.type == "cuda":
+        return ["bf16"]
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return ["fp32", "bf16"]
+    return ["fp32"]  # emulated bf16 (or an unknown CPU, or MPS) is not worth timing
+
+
+def time_training_step(
+    model: nn.Module,
+    make_views,
+    amp_dtype: torch.dtype | None,
+    device: torch.device,
+    optim_config: OptimConfig,
+    steps: int = 3,
+    warmup: int = 2,
+) -> float:
+    """Median wall seconds of one training step (forward, backward, optimizer) of a copy of ``model``.
+
+    Args:
+        model: the run's model (an ``SSLModel``); it is deep-copied, never touched.
+        make_views: a callable returning (view1, view2) for one step, already in the run's layout.
+        amp_dtype: the autocast dtype to time (None: fp32).
+        device: where the model lives.
+        optim_config: the run's optimizer settings (the optimizer's own cost is part of a step).
+        steps: timed steps (the median is returned), >= 1.
+        warmup: untimed steps first (allocator, oneDNN/cuDNN kernel selection).
+    """
+    probe = copy.deepcopy(model)
+    probe.train()
+    # a tiny step size: the optimizer does all its work, and the copy cannot diverge while timed
+    optimizer = build_optimizer(probe, optim_config, 1e-9)
+    times = []
+    for i in range(warmup + steps):
+        view1, view2 = make_views()
+        _synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            output, _ = probe(view1, view2)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+        _synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    del probe, optimizer
+    return statistics.median(times)
+
+
+def time_encoding(
+    encoder: nn.Module,
+    images: np.ndarray,
+    transform: nn.Module,
+    device: torch.device,
+    batch_size: int,
+    total_images: int,
+    batches: int = 2,
+) -> float:
+    """Seconds to encode ``total_images`` images, extrapolated from the last of a few timed batches.
+
+    Args:
+        encoder: the backbone (run in eval mode by ``encode``; its state is left as it was).
+        images: (N, H, W, 3) uint8 evaluation images; the first ``batches * batch_size`` are used.
+        transform: the evaluation transform.
+        device: where the encoder lives.
+        batch_size: the evaluation batch size.
+        total_images: how many images one evaluation encodes (bank + queries).
+        batches: timed batches; the first one warms up and is not counted when there are two or more.
+    """
+    sample = images[: batches * batch_size]
+    per_image = []
+    for start in range(0, len(sample), batch_size):
+        chunk = sample[start : start + batch_size]
+        _synchronize(device)
+        began = time.perf_counter()
+        encode(encoder, chunk, transform, device, batch_size)
+        _synchronize(device)
+        per_image.append((time.perf_counter() - began) / len(chunk))
+    return (per_image[-1] if per_image else 0.0) * total_images
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
