@@ -1,11 +1,13 @@
 """Training-step throughput by memory layout and precision, on this CPU (issue 8: what cpu_fast uses).
 
 One full training step of ``cifar10/cpu_fast``'s model (two augmented views -> ResNet-18 x0.25 ->
-projector -> VICReg -> backward -> LARS step) on a batch of random uint8 images, timed in four
+projector -> its objective -> backward -> optimizer step; ``--set method.name=vicreg
+model.projector_out=2048`` for the earlier VICReg model) on a batch of random uint8 images, timed in four
 settings interleaved in the same run: fp32 or bf16 autocast (the objective stays fp32), NCHW or
 channels_last (NHWC) weights and views. Reports images/s (pairs of views) and the ratio to fp32
-NCHW. bf16 is fast only on CPUs with native bf16 dot products (AVX512-BF16, AMX); elsewhere it is
-emulated and slower than fp32: run this first to know which to set. Results:
+NCHW. bf16 is fast only on some CPUs with native bf16 dot products (2.3x on an AMD EPYC Zen 4, slower
+than fp32 on an Intel Xeon with AVX512-BF16 but no AMX); without them it is emulated and slower still.
+``train.precision=fastest`` makes the same comparison at the start of a run. Results:
 benchmarks/results/layout_precision.csv.
 
     .venv/bin/python benchmarks/layout_precision.py            # cpu_fast's model, batch 256
@@ -59,10 +61,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "layout_precision.csv")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides of the model")
     args = parser.parse_args(argv)
-    overrides: list[str] = []
+    overrides: list[str] = list(args.set)
     if args.quick:
-        overrides = ["model.width=0.125", "model.projector_hidden=[64]", "model.projector_out=32", "augment.image_size=16"]
+        overrides += ["model.width=0.125", "model.projector_hidden=[64]", "model.projector_out=32", "augment.image_size=16"]
         args.batch_size, args.rounds = 16, 1
     steps = {s: make_step(overrides, *s, args.batch_size) for s in SETTINGS}
     for step in steps.values():  # warm-up: oneDNN picks and caches its kernels on the first calls

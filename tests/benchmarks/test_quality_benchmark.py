@@ -27,17 +27,21 @@ def gpu(load_benchmark) -> ModuleType:
 def test_protocol_defaults_are_the_shipped_cpu_fast_config(quality: ModuleType) -> None:
     shipped = load_config("cifar10/cpu_fast")
     p = quality.PROTOCOL
-    assert shipped.data.dataset == "cifar10"
-    assert (shipped.model.backbone, shipped.model.width, shipped.augment.image_size) == (
-        p["backbone"], p["width"], p["image_size"])
-    assert (shipped.model.projector_hidden, shipped.model.projector_out) == (p["projector_hidden"], p["projector_out"])
-    assert (shipped.train.batch_size, shipped.train.epochs, shipped.optim.warmup_epochs) == (
-        p["batch_size"], p["epochs"], p["warmup_epochs"])
-    assert (shipped.eval.knn_k, shipped.eval.knn_temperature) == (200, 0.1)
-    assert (shipped.eval.image_size, shipped.train.precision, shipped.train.channels_last) == (
-        p["eval_image_size"], p["precision"], p["channels_last"])
+    fields = {
+        "backbone": shipped.model.backbone, "width": shipped.model.width, "image_size": shipped.augment.image_size,
+        "projector_hidden": shipped.model.projector_hidden, "batch_size": shipped.train.batch_size,
+        "eval_image_size": shipped.eval.image_size, "precision": shipped.train.precision,
+        "channels_last": shipped.train.channels_last,
+    }
+    for name in quality.SHARED_WITH_CPU_FAST:
+        if name != "crop_min_scale":
+            assert p[name] == fields[name], name
+    assert set(quality.SHARED_WITH_CPU_FAST) == {*fields, "crop_min_scale"}
     for view in (shipped.augment.view1, shipped.augment.view2):
         assert view.crop_scale == [p["crop_min_scale"], 1.0]
+    assert shipped.data.dataset == "cifar10" and (shipped.eval.knn_k, shipped.eval.knn_temperature) == (200, 0.1)
+    # the shipped config is budgeted in minutes; the protocol in epochs, within the config's cap
+    assert shipped.train.time_budget_minutes == 30 and p["epochs"] <= shipped.train.epochs
 
 
 def test_every_preset_gets_the_same_views_backbone_and_schedule(quality: ModuleType, tmp_path: Path) -> None:
