@@ -60,21 +60,22 @@ class BudgetPlan:
     elapsed_seconds: float
     budget_seconds: float
     knn_every: int
+    epochs_done: int = 0
 
     @property
     def predicted_seconds(self) -> float:
         """Predicted wall time of the whole run under this plan."""
         return predicted_run_seconds(
             self.epochs, self.elapsed_seconds, self.epoch_seconds, self.knn_seconds, self.final_seconds,
-            self.knn_every,
+            self.knn_every, self.epochs_done,
         )
 
     def describe(self) -> str:
         return (
             f"time budget {self.budget_seconds / 60:.1f} min: {self.epochs} epochs "
             f"(epoch {self.epoch_seconds:.1f} s, kNN {self.knn_seconds:.1f} s, final evaluation "
-            f"{self.final_seconds:.1f} s, {self.elapsed_seconds:.1f} s spent before; predicted "
-            f"{self.predicted_seconds / 60:.1f} min in all)"
+            f"{self.final_seconds:.1f} s, {self.elapsed_seconds:.1f} s spent after {self.epochs_done} epochs; "
+            f"predicted {self.predicted_seconds / 60:.1f} min in all)"
         )
 
 
@@ -89,10 +90,16 @@ def in_run_evaluations(epochs: int, knn_every: int) -> int:
 
 
 def predicted_run_seconds(
-    epochs: int, elapsed: float, epoch_seconds: float, knn_seconds: float, final_seconds: float, knn_every: int
+    epochs: int, elapsed: float, epoch_seconds: float, knn_seconds: float, final_seconds: float, knn_every: int,
+    epochs_done: int = 0,
 ) -> float:
-    """elapsed + epochs * t_epoch + n_knn(epochs) * t_knn + t_final."""
-    return elapsed + epochs * epoch_seconds + in_run_evaluations(epochs, knn_every) * knn_seconds + final_seconds
+    """elapsed + (E - done) * t_epoch + (kNNs still to come) * t_knn + t_final, for E >= done epochs.
+
+    The kNNs still to come are those after epochs done + 1 .. E - 1 (the one after epoch ``done``,
+    if any, is already in ``elapsed``).
+    """
+    to_come = in_run_evaluations(epochs, knn_every) - in_run_evaluations(epochs_done + 1, knn_every)
+    return elapsed + (epochs - epochs_done) * epoch_seconds + max(0, to_come) * knn_seconds + final_seconds
 
 
 def plan_epochs(
@@ -103,29 +110,33 @@ def plan_epochs(
     final_seconds: float,
     knn_every: int,
     max_epochs: int,
+    epochs_done: int = 0,
     margin: float = BUDGET_MARGIN,
 ) -> BudgetPlan:
-    """The largest number of epochs (1 <= E <= max_epochs) whose predicted run fits the budget.
+    """The largest number of epochs E (max(1, done) <= E <= max_epochs) whose predicted run fits the budget.
 
     Args:
         budget_seconds: wall time allowed for the whole run, > 0.
-        elapsed_seconds: already spent (data loading, calibration, baselines), >= 0.
+        elapsed_seconds: already spent (data loading, calibration, baselines, the epochs done), >= 0.
         epoch_seconds: one training epoch, > 0.
         knn_seconds: one in-run kNN evaluation, >= 0.
         final_seconds: the final evaluation (kNN and probe), >= 0.
         knn_every: epochs between in-run kNN evaluations (0: none).
         max_epochs: the configured number of epochs, an upper bound (>= 1).
+        epochs_done: epochs already trained (0 before the first step).
         margin: share of the budget kept free, in [0, 1).
 
     Returns:
-        The plan; ``epochs`` is 1 when not even one epoch fits (the run then overshoots, and
-        the caller warns).
+        The plan; ``epochs`` is the smallest allowed when none fits (the run then overshoots,
+        and the caller warns).
 
     Examples:
         >>> plan_epochs(1800, 60, 100, 20, 30, knn_every=10, max_epochs=100).epochs
         16
         >>> plan_epochs(1800, 60, 100, 20, 30, knn_every=10, max_epochs=12).epochs
         12
+        >>> plan_epochs(1800, 1460, 100, 20, 30, knn_every=10, max_epochs=100, epochs_done=12).epochs
+        14
     """
     for name, value in (("budget_seconds", budget_seconds), ("epoch_seconds", epoch_seconds)):
         if not (np.isfinite(value) and value > 0):
@@ -138,14 +149,21 @@ def plan_epochs(
         raise ValueError(f"margin: expected a number in [0, 1), got {margin!r}")
     if max_epochs < 1:
         raise ValueError(f"max_epochs: expected an integer >= 1, got {max_epochs!r}")
+    if not 0 <= epochs_done <= max_epochs:
+        raise ValueError(f"epochs_done: expected an integer in [0, max_epochs={max_epochs}], got {epochs_done!r}")
     allowed = (1 - margin) * budget_seconds
-    epochs = 1
-    # the predicted time grows with e, so the first e that fits from the top is the largest
-    for e in range(max_epochs, 0, -1):
-        if predicted_run_seconds(e, elapsed_seconds, epoch_seconds, knn_seconds, final_seconds, knn_every) <= allowed:
+    lowest = max(1, epochs_done)
+    epochs = lowest
+    # the predicted time grows with E, so the first E that fits from the top is the largest
+    for e in range(max_epochs, lowest - 1, -1):
+        predicted = predicted_run_seconds(
+            e, elapsed_seconds, epoch_seconds, knn_seconds, final_seconds, knn_every, epochs_done
+        )
+        if predicted <= allowed:
             epochs = e
             break
-    return BudgetPlan(epochs, epoch_seconds, knn_seconds, final_seconds, elapsed_seconds, budget_seconds, knn_every)
+    return BudgetPlan(epochs, epoch_seconds, knn_seconds, final_seconds, elapsed_seconds, budget_seconds,
+                      knn_every, epochs_done)
 
 
 def precision_candidates(requested: str, device: torch.device) -> list[str]:

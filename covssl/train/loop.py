@@ -210,7 +210,7 @@ def choose_precision(
 
 
 def _plan_budget(
-    config: RunConfig, elapsed: float, epoch_seconds: float, knn_seconds: float
+    config: RunConfig, elapsed: float, epoch_seconds: float, knn_seconds: float, epochs_done: int = 0
 ) -> BudgetPlan:
     """``plan_epochs`` with the run's budget, evaluation schedule and epoch cap.
 
@@ -225,6 +225,7 @@ def _plan_budget(
         final_seconds=knn_seconds,
         knn_every=config.train.knn_every,
         max_epochs=config.train.epochs,
+        epochs_done=epochs_done,
     )
 
 
@@ -352,8 +353,8 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
         baselines["raw_pixels"] = evaluator.knn_raw_pixels()
 
     plan: BudgetPlan | None = None
-    replan_pending = budget is not None and loaded is None  # once, after the first epoch
-    if replan_pending:
+    replanning = budget is not None and loaded is None  # a resumed run finishes its stored plan
+    if replanning:
         if main:
             if knn_seconds is None:
                 knn_seconds = time_encoding(
@@ -363,6 +364,9 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
             plan = _plan_budget(config, time.perf_counter() - run_started,
                                 step_seconds[precision] * steps_per_epoch, knn_seconds)
             log.info("%s", plan.describe())
+            if plan.predicted_seconds > plan.budget_seconds:
+                log.warning("train.time_budget_minutes=%g is too short for even one epoch of this run",
+                            config.train.time_budget_minutes)
         epochs = distributed.broadcast_object(plan.epochs if plan is not None else None)
     total_steps, warmup_steps = _schedule_steps(config, epochs, steps_per_epoch)
 
@@ -464,12 +468,15 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                 run_plan = {"epochs": epochs, "precision": precision}
                 state = _checkpoint_state(model, optimizer, scaler, step, epoch, position, baselines, run_plan)
                 save_checkpoint(state, run_dir, step, config.train.keep_checkpoints)
-            if replan_pending and position == 0 and epoch == 1:  # the first epoch is done and saved
-                replan_pending = False
+            if replanning and position == 0 and 0 < epoch < epochs:  # an epoch is done and saved: plan again
                 if main:
-                    measured = time.perf_counter() - started - in_run_knn_seconds
-                    plan = _plan_budget(config, plan.elapsed_seconds, measured, knn_seconds)  # type: ignore[union-attr,arg-type]
-                    log.info("after the first epoch: %s", plan.describe())
+                    now = time.perf_counter()
+                    mean_epoch = (now - started - in_run_knn_seconds) / epoch  # checkpoints and logs included
+                    again = _plan_budget(config, now - run_started, mean_epoch, knn_seconds, epochs_done=epoch)  # type: ignore[arg-type]
+                    # after the first epoch either way; later only fewer epochs, when the pace has slowed
+                    if epoch == 1 or again.epochs < epochs:
+                        plan = again
+                        log.info("after epoch %d: %s", epoch, plan.describe())
                 new_epochs = distributed.broadcast_object(plan.epochs if plan is not None else None)
                 if new_epochs != epochs:
                     epochs = new_epochs

@@ -15,6 +15,7 @@ The images are a small ImageFolder tree cut from the CIFAR-10 JPEG copy (8 + 4 p
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -119,3 +120,17 @@ def test_two_processes_train_the_weights_of_one_and_resume(mini_cifar: Path, tmp
         assert float(rows[1][0][name]) == pytest.approx(float(rows[0][0][name]), rel=1e-4), name
     # the logged numbers are the global batch's (averaged over ranks), step for step
     assert _losses(two) == pytest.approx(_losses(one), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_a_budget_plan_and_a_timed_precision(mini_cifar: Path, tmp_path: Path) -> None:
+    run = tmp_path / "budget"
+    overrides = [o for o in _overrides(mini_cifar, run, max_steps=1) if not o.startswith("train.max_steps")]
+    overrides += ["train.epochs=3", "train.time_budget_minutes=10", "train.precision=fastest"]
+    done = _torchrun("train", "-c", CONFIG, *overrides)  # rank 0 plans and broadcasts; a mismatch would hang
+    assert done.stdout.count("run folder:") == 1
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["epochs"] == 3 and summary["step"] == 12  # 10 minutes fit the cap of 3 epochs of 4 steps
+    assert summary["precision"] in ("fp32", "bf16")
+    state = load_checkpoint_file(list_checkpoints(run)[-1])
+    assert (state["epochs"], state["precision"]) == (3, summary["precision"])

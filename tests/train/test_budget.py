@@ -25,19 +25,22 @@ seconds = st.floats(0.0, 1e4, allow_nan=False)
 
 @given(
     budget_s=st.floats(1.0, 1e5), elapsed=seconds, epoch=st.floats(0.01, 1e3), knn=seconds, final=seconds,
-    every=st.integers(0, 12), cap=st.integers(1, 300),
+    every=st.integers(0, 12), cap=st.integers(1, 300), done_share=st.floats(0.0, 1.0),
 )
-@settings(max_examples=200, deadline=None)
-def test_the_plan_is_the_largest_epoch_count_that_fits(budget_s, elapsed, epoch, knn, final, every, cap) -> None:
-    plan = plan_epochs(budget_s, elapsed, epoch, knn, final, every, cap, margin=0.05)
+@settings(max_examples=300, deadline=None)
+def test_the_plan_is_the_largest_epoch_count_that_fits(budget_s, elapsed, epoch, knn, final, every, cap,
+                                                       done_share) -> None:
+    done = int(done_share * cap)
+    plan = plan_epochs(budget_s, elapsed, epoch, knn, final, every, cap, epochs_done=done, margin=0.05)
 
     def fits(e: int) -> bool:  # written out, not through predicted_run_seconds
-        evaluations = sum(1 for k in range(1, e) if every and k % every == 0)
-        return elapsed + e * epoch + evaluations * knn + final <= 0.95 * budget_s
+        to_come = sum(1 for k in range(done + 1, e) if every and k % every == 0)  # kNNs after epochs done+1..e-1
+        return elapsed + (e - done) * epoch + to_come * knn + final <= 0.95 * budget_s
 
-    assert 1 <= plan.epochs <= cap
-    fitting = [e for e in range(1, cap + 1) if fits(e)]
-    assert plan.epochs == (max(fitting) if fitting else 1)
+    lowest = max(1, done)
+    assert lowest <= plan.epochs <= cap
+    fitting = [e for e in range(lowest, cap + 1) if fits(e)]
+    assert plan.epochs == (max(fitting) if fitting else lowest)
     if fitting:
         assert plan.predicted_seconds <= 0.95 * budget_s + 1e-9
 
@@ -127,14 +130,18 @@ def test_fastest_trains_in_the_precision_that_timed_faster(make_config, monkeypa
 
 
 def _fixed_planner(monkeypatch, answers: list[int]) -> list[dict]:
-    """Replace plan_epochs in the loop: the n-th plan answers answers[n]; returns the calls' arguments."""
+    """Replace plan_epochs in the loop: the n-th plan answers answers[n] (the last one from then on).
+
+    Returns the list of the calls' arguments, filled as the run plans.
+    """
     calls: list[dict] = []
 
     def planner(**arguments):
         calls.append(arguments)
-        return budget.BudgetPlan(answers[len(calls) - 1], arguments["epoch_seconds"], arguments["knn_seconds"],
+        epochs = answers[min(len(calls), len(answers)) - 1]
+        return budget.BudgetPlan(epochs, arguments["epoch_seconds"], arguments["knn_seconds"],
                                  arguments["final_seconds"], arguments["elapsed_seconds"],
-                                 arguments["budget_seconds"], arguments["knn_every"])
+                                 arguments["budget_seconds"], arguments["knn_every"], arguments["epochs_done"])
 
     monkeypatch.setattr(loop, "plan_epochs", planner)
     return calls
@@ -151,11 +158,12 @@ def test_a_budgeted_run_plans_then_replans_after_its_first_epoch(make_config, mo
     config = make_config("vicreg", "train.epochs=10", "optim.warmup_epochs=5", "train.time_budget_minutes=2",
                          "optim.optimizer=sgd", "optim.lr=0.4")
     result = train(config)
-    assert len(calls) == 2
-    first, second = calls
+    assert len(calls) == 3  # before the first step, after epochs 1 and 2 (not after the last)
+    first, second, third = calls
     assert first["budget_seconds"] == 120.0 and first["max_epochs"] == 10
     assert first["epoch_seconds"] > 0 and first["knn_seconds"] > 0  # timed step x 4, the baseline kNN pass
-    assert second["elapsed_seconds"] == first["elapsed_seconds"]  # what came before the loop, unchanged
+    assert [c["epochs_done"] for c in calls] == [0, 1, 2]
+    assert first["elapsed_seconds"] < second["elapsed_seconds"] < third["elapsed_seconds"]
     assert result.epochs == 3 and result.step == 12
     summary = json.loads((result.run_dir / "results.json").read_text())
     assert summary["epochs"] == 3 and summary["time_budget_minutes"] == 2
@@ -168,6 +176,20 @@ def test_a_budgeted_run_plans_then_replans_after_its_first_epoch(make_config, mo
     assert lrs[-1] < 0.1 * peak
     state, _ = load_latest(result.run_dir)
     assert state["epochs"] == 3 and state["precision"] == "fp32"
+
+
+@pytest.mark.parametrize(
+    "answers, planned, plans",
+    [([5, 3, 4], 3, 3), ([5, 4, 3], 3, 3), ([2, 4, 3, 2], 3, 3), ([4, 4, 2], 2, 3)],
+)
+def test_after_the_first_epoch_a_plan_only_shrinks(make_config, monkeypatch, answers, planned, plans) -> None:
+    # the plan after epoch 1 may grow or shrink; later ones are taken only when they shrink it.
+    # [4, 4, 2]: after epoch 2 the pace allows only the 2 epochs done: the run ends there.
+    calls = _fixed_planner(monkeypatch, answers)
+    config = make_config("vicreg", "train.epochs=10", "train.time_budget_minutes=2", "train.knn_every=2")
+    result = train(config)
+    assert result.epochs == planned and result.step == 4 * planned
+    assert len(calls) == plans  # before the first step, then after every epoch but the last
 
 
 def test_a_resumed_budgeted_run_finishes_its_plan_without_planning_again(tmp_path, make_config, monkeypatch) -> None:
@@ -185,3 +207,19 @@ def test_a_resumed_budgeted_run_finishes_its_plan_without_planning_again(tmp_pat
     b, _ = load_latest(tmp_path / "resumed")
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_without_baselines_the_kNN_time_comes_from_timing_the_encoder(make_config, monkeypatch) -> None:
+    calls = _fixed_planner(monkeypatch, [2, 2])
+    encoded = []
+    real = loop.time_encoding
+
+    def spy(encoder, images, transform, device, batch_size, total_images, **kw):
+        encoded.append(total_images)
+        return real(encoder, images, transform, device, batch_size, total_images, **kw)
+
+    monkeypatch.setattr(loop, "time_encoding", spy)
+    result = train(make_config("vicreg", "train.epochs=10", "train.time_budget_minutes=1", "eval.baselines=false"))
+    assert encoded == [128]  # 64 bank + 64 query images, timed once, before the plan
+    assert calls[0]["knn_seconds"] > 0 and calls[0]["final_seconds"] == calls[0]["knn_seconds"]
+    assert result.epochs == 2 and set(result.knn) == {"trained"}
