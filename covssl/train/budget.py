@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,18 +193,19 @@ def precision_candidates(requested: str, device: torch.device) -> list[str]:
 
 def time_training_step(
     model: nn.Module,
-    make_views,
+    make_views: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     amp_dtype: torch.dtype | None,
     device: torch.device,
     optim_config: OptimConfig,
     steps: int = 3,
     warmup: int = 2,
 ) -> float:
-    """Median wall seconds of one training step (forward, backward, optimizer) of a copy of ``model``.
+    """Median wall seconds of one training step (views, forward, backward, optimizer) of a copy of ``model``.
 
     Args:
         model: the run's model (an ``SSLModel``); it is deep-copied, never touched.
-        make_views: a callable returning (view1, view2) for one step, already in the run's layout.
+        make_views: a callable returning (view1, view2) for one step, in the run's layout (timed too:
+            the augmentation is part of a step).
         amp_dtype: the autocast dtype to time (None: fp32).
         device: where the model lives.
         optim_config: the run's optimizer settings (the optimizer's own cost is part of a step).
@@ -216,10 +218,10 @@ def time_training_step(
     optimizer = build_optimizer(probe, optim_config, 1e-9)
     times = []
     for i in range(warmup + steps):
-        view1, view2 = make_views()
         _synchronize(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            view1, view2 = make_views()  # under autocast, as in the training loop
             output, _ = probe(view1, view2)
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()

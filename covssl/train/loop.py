@@ -14,6 +14,11 @@ DDP averages the gradients; the objective gathers the embeddings for its global 
 :mod:`covssl.distributed` for why no extra scaling is needed). Logged numbers are averaged over
 ranks; rank 0 alone writes logs and checkpoints and evaluates; all ranks resume from the
 checkpoint rank 0 picks.
+
+With ``train.time_budget_minutes`` the number of epochs is planned from timed steps before the
+first one and re-planned after each epoch (:mod:`covssl.train.budget`); ``train.precision=fastest``
+is resolved by the same timing. Both decisions are rank 0's, broadcast, and stored in every
+checkpoint, so a resumed run keeps them.
 """
 
 from __future__ import annotations
@@ -305,7 +310,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
     budget = config.train.time_budget_minutes
     step_seconds: dict[str, float] = {}
     if loaded is not None and "precision" in loaded[0]:
-        precision = str(loaded[0]["precision"])  # a resumed run trains on in what it started in
+        precision = str(loaded[0]["precision"])  # a resumed run trains in what it started in
     else:
         first_rows = torch.arange(global_batch)[distributed.local_rows(global_batch)].tolist()
         first_images = splits.train.__getitems__(first_rows)[0].to(device)
