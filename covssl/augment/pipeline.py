@@ -66,6 +66,13 @@ def augment_view(images: torch.Tensor, params: ViewParams, size: int, blur_kerne
         >>> augment_view(x, params, 16, blur_kernel=3).shape
         torch.Size([4, 3, 16, 16])
     """
+    # The views are data, made in float32 even inside a training step's autocast region: under bf16
+    # autocast the blur's conv2d would come out bf16 and no longer fit back into the fp32 batch.
+    with torch.autocast(images.device.type, enabled=False):
+        return _augment_view(images, params, size, blur_kernel)
+
+
+def _augment_view(images: torch.Tensor, params: ViewParams, size: int, blur_kernel: int) -> torch.Tensor:
     x = ops.resized_crop(images, params.boxes, size, params.flip)  # (batch, 3, size, size), a new buffer
 
     def jitter(sub: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

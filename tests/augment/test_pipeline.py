@@ -237,3 +237,17 @@ def test_eval_transform_normalizes_and_resizes() -> None:
     wide[..., 5:35] = 255  # dark sides that the centre crop drops (a squash to 16 x 16 would keep them)
     out = small(wide, normalize=False)
     assert out.shape == (2, 3, 16, 16) and out.min() > 0.99
+
+
+def test_views_are_float32_inside_a_bf16_autocast_region() -> None:
+    # the training step augments inside its autocast region; the blur's conv2d must not come out bf16
+    # (it once did, and index_copy_ of a bf16 blur into the fp32 batch failed when some samples were blurred)
+    config = AugmentConfig(image_size=16, view1=ViewConfig(blur_prob=0.5), view2=ViewConfig(blur_prob=0.5))
+    augment = TwoViewAugment(config)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    expected = augment(images, generator=torch.Generator().manual_seed(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        views = augment(images, generator=torch.Generator().manual_seed(3))
+    for view, reference in zip(views, expected):
+        assert view.dtype == torch.float32
+        assert torch.equal(view, reference)
