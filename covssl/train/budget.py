@@ -10,15 +10,18 @@ longer one stopped early).
 
 The plan is
 
-    E = max{e <= train.epochs :  elapsed + e * t_epoch + n_knn(e) * t_knn + t_final
-                                  <= (1 - margin) * budget},    n_knn(e) = floor((e - 1) / knn_every)
+    E = max{e <= train.epochs :  elapsed + (e - done) * t_epoch + n_knn(done, e) * t_knn + t_final
+                                  <= (1 - margin) * budget}
 
-(at least one epoch), with t_knn the time of one kNN evaluation (encode the bank and the
+(at least max(1, done) epochs), with n_knn(done, e) the in-run kNN evaluations still to come
+(after every knn_every-th epoch but the last), t_knn the time of one kNN evaluation (encode the bank and the
 queries, score) and t_final the final kNN plus probe. Before the first step t_epoch comes from
 a few timed training steps of a *copy* of the model (the run's weights, BatchNorm statistics,
 running covariances and RNG streams are untouched), and t_knn from the baseline kNN pass, or
-from timing the encoder on a few evaluation batches. After the first epoch, the measured epoch
-(data loading, logging, checkpoint included) replaces the estimate and E is planned once more.
+from timing the encoder on a few evaluation batches. After every epoch, the mean measured epoch
+(data loading, logging, checkpoint included) replaces the estimate and E is planned again, with
+the epochs done and the time spent so far: after the first epoch E may grow or shrink, later only
+shrink (a machine that slowed down), so the schedule is not re-drawn at every epoch.
 The warm-up keeps its share of the schedule (optim.warmup_epochs out of train.epochs), so the
 schedule has the same shape at any budget; the re-plan moves only the learning rates still to
 come, except for a slight change of the warm-up slope. The checkpoint stores the planned

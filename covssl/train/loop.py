@@ -32,7 +32,7 @@ import signal
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -174,7 +174,7 @@ def augment_local_views(
 def choose_precision(
     model: SSLModel,
     augment: TwoViewAugment,
-    images: torch.Tensor,
+    load_images: Callable[[], torch.Tensor],
     global_batch: int,
     config: RunConfig,
     device: torch.device,
@@ -191,7 +191,8 @@ def choose_precision(
         model: the run's model, not yet wrapped for DDP (it is copied, never changed).
         augment: the run's augmentation; views are drawn from a private generator, so the run's
             random streams do not move.
-        images: this rank's rows of one global batch (uint8).
+        load_images: returns this rank's rows of one global batch (uint8); called only when
+            something is timed.
         global_batch: the global batch size.
         config: the run's config.
         device: the training device.
@@ -202,6 +203,7 @@ def choose_precision(
     if len(candidates) == 1 and not time_all:
         return candidates[0], {}
     generator = torch.Generator().manual_seed(config.train.seed)
+    images = load_images()
 
     def make_views() -> tuple[torch.Tensor, torch.Tensor]:
         views = augment_local_views(augment, images, global_batch, generator)
@@ -313,9 +315,9 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
         precision = str(loaded[0]["precision"])  # a resumed run trains in what it started in
     else:
         first_rows = torch.arange(global_batch)[distributed.local_rows(global_batch)].tolist()
-        first_images = splits.train.__getitems__(first_rows)[0].to(device)
         precision, step_seconds = choose_precision(
-            model, augment, first_images, global_batch, config, device, memory_format, time_all=budget is not None
+            model, augment, lambda: splits.train.__getitems__(first_rows)[0].to(device), global_batch, config,
+            device, memory_format, time_all=budget is not None,
         )
         precision, step_seconds = distributed.broadcast_object((precision, step_seconds))  # rank 0 decides
         if config.train.precision == "fastest" and main:
