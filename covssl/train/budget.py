@@ -18,10 +18,12 @@ The plan is
 queries, score) and t_final the final kNN plus probe. Before the first step t_epoch comes from
 a few timed training steps of a *copy* of the model (the run's weights, BatchNorm statistics,
 running covariances and RNG streams are untouched), and t_knn from the baseline kNN pass, or
-from timing the encoder on a few evaluation batches. After every epoch, the mean measured epoch
-(data loading, logging, checkpoint included) replaces the estimate and E is planned again, with
-the epochs done and the time spent so far: after the first epoch E may grow or shrink, later only
-shrink (a machine that slowed down), so the schedule is not re-drawn at every epoch.
+from timing the encoder on a few evaluation batches. After every epoch, the mean of the last
+three measured epochs (data loading, logging, checkpoint included) replaces the estimate and E is
+planned again, with the epochs done and the time spent so far. E shrinks whenever the run would
+overshoot, and grows only as far as would still fit at a 5% slower pace, so that a pace at the
+edge of one more epoch does not redraw the schedule back and forth (runs on a VM whose pace
+wandered by +-10% ended 3 minutes short of 30 when E could only shrink).
 The warm-up keeps its share of the schedule (optim.warmup_epochs out of train.epochs), so the
 schedule has the same shape at any budget; the re-plan moves only the learning rates still to
 come, except for a slight change of the warm-up slope. The checkpoint stores the planned
@@ -51,6 +53,8 @@ from covssl.evaluate.features import encode
 from covssl.train.optim import build_optimizer
 
 BUDGET_MARGIN = 0.03  # share of the budget kept free for what is not measured (start-up, logs, jitter)
+PACE_WINDOW = 3  # the epoch time of a re-plan: the mean of the last epochs this many
+GROWTH_SLACK = 0.05  # a plan grows only if it would still fit at a pace this much slower
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,49 @@ def plan_epochs(
             break
     return BudgetPlan(epochs, epoch_seconds, knn_seconds, final_seconds, elapsed_seconds, budget_seconds,
                       knn_every, epochs_done)
+
+
+def recent_pace(epoch_seconds: list[float], window: int = PACE_WINDOW) -> float:
+    """The time of the epochs to come: the mean of the last ``window`` measured epochs.
+
+    A VM's pace drifts by tens of percent over a run; the recent epochs predict the next ones
+    better than the mean since the start, which remembers a slow patch long after it ended.
+
+    Examples:
+        >>> recent_pace([120.0, 90.0, 100.0, 110.0])
+        100.0
+    """
+    if not epoch_seconds:
+        raise ValueError("recent_pace: no epoch measured yet")
+    if window < 1:
+        raise ValueError(f"window: expected an integer >= 1, got {window!r}")
+    return statistics.fmean(epoch_seconds[-window:])
+
+
+def revised_epochs(current: int, plan: BudgetPlan, slack: float = GROWTH_SLACK) -> int:
+    """The epochs to train after a re-plan that answered ``plan`` while ``current`` were planned.
+
+    Fewer whenever the plan says so (the run would overshoot its budget); more only as many as
+    would still fit at a pace ``slack`` slower than the measured one, so that a pace hovering at
+    the edge of one more epoch does not redraw the learning-rate schedule back and forth.
+
+    Examples:
+        >>> plan = plan_epochs(1800, 1036, 100, 0, 0, knn_every=0, max_epochs=60, epochs_done=10)
+        >>> plan.epochs, revised_epochs(12, plan), revised_epochs(20, plan)
+        (17, 16, 17)
+    """
+    if plan.epochs <= current:
+        return plan.epochs
+    allowed = (1 - BUDGET_MARGIN) * plan.budget_seconds
+    slower = plan.epoch_seconds * (1 + slack)
+    grown = current
+    for e in range(current + 1, plan.epochs + 1):
+        predicted = predicted_run_seconds(e, plan.elapsed_seconds, slower, plan.knn_seconds, plan.final_seconds,
+                                          plan.knn_every, plan.epochs_done)
+        if predicted > allowed:
+            break
+        grown = e
+    return grown
 
 
 def precision_candidates(requested: str, device: torch.device) -> list[str]:

@@ -47,7 +47,15 @@ from covssl.config import RunConfig
 from covssl.diagnostics import effective_rank, std_of_normalized
 from covssl.methods.model import SSLModel, build_model
 from covssl.models import cosine_momentum
-from covssl.train.budget import BudgetPlan, plan_epochs, precision_candidates, time_encoding, time_training_step
+from covssl.train.budget import (
+    BudgetPlan,
+    plan_epochs,
+    precision_candidates,
+    recent_pace,
+    revised_epochs,
+    time_encoding,
+    time_training_step,
+)
 from covssl.train.checkpoint import load_checkpoint_file, load_latest, save_checkpoint
 from covssl.train.data import load_splits
 from covssl.train.evaluation import KnnEvaluator, eval_transform
@@ -387,13 +395,14 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
     # the keys of ObjectiveOutput.as_floats(): a rank whose network output is NaN logs NaN for each
     term_keys = ["loss", *(t.name for t in model.objective.term_specs)]
     images_seen, started = 0, time.perf_counter()
-    in_run_knn_seconds = 0.0
+    epoch_seconds: list[float] = []  # each complete epoch of this process: steps, logs, checkpoint (no kNN)
     result = TrainResult(run_dir, step)
 
     with stop.installed(), progress_bar(enabled=config.train.progress and main, total=min(max_steps, total_steps)) as bar:
         bar.advance_to(step)
         while epoch < epochs and step < max_steps and stop.raised is None:
             order = epoch_order(len(splits.train), config.train.seed, epoch)
+            epoch_began, epoch_knn_seconds = time.perf_counter(), 0.0
             last_z: torch.Tensor | None = None
             epoch_losses: list[float] = []
             while position < steps_per_epoch and step < max_steps and stop.raised is None:
@@ -466,8 +475,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                     if every and (epoch + 1) % every == 0 and epoch + 1 < epochs:
                         began = time.perf_counter()
                         row["knn_top1"] = evaluator.knn(model.backbone)
-                        knn_seconds = time.perf_counter() - began
-                        in_run_knn_seconds += knn_seconds
+                        knn_seconds = epoch_knn_seconds = time.perf_counter() - began
                     epoch_log.write(row)
                     board.write("epoch", row, step)  # type: ignore[union-attr]
                 epoch, position = epoch + 1, 0
@@ -475,14 +483,15 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                 run_plan = {"epochs": epochs, "precision": precision}
                 state = _checkpoint_state(model, optimizer, scaler, step, epoch, position, baselines, run_plan)
                 save_checkpoint(state, run_dir, step, config.train.keep_checkpoints)
-            if replanning and position == 0 and 0 < epoch < epochs:  # an epoch is done and saved: plan again
+            if position == 0:  # an epoch is done and saved
+                epoch_seconds.append(time.perf_counter() - epoch_began - epoch_knn_seconds)
+            if replanning and position == 0 and 0 < epoch < epochs:  # plan again from the recent pace
                 if main:
-                    now = time.perf_counter()
-                    mean_epoch = (now - started - in_run_knn_seconds) / epoch  # checkpoints and logs included
-                    again = _plan_budget(config, now - run_started, mean_epoch, knn_seconds, epochs_done=epoch)  # type: ignore[arg-type]
-                    # after the first epoch either way; later only fewer epochs, when the pace has slowed
-                    if epoch == 1 or again.epochs < epochs:
-                        plan = again
+                    again = _plan_budget(config, time.perf_counter() - run_started, recent_pace(epoch_seconds),
+                                         knn_seconds, epochs_done=epoch)  # type: ignore[arg-type]
+                    revised = revised_epochs(epochs, again)
+                    if revised != epochs:
+                        plan = replace(again, epochs=revised)
                         log.info("after epoch %d: %s", epoch, plan.describe())
                 new_epochs = distributed.broadcast_object(plan.epochs if plan is not None else None)
                 if new_epochs != epochs:

@@ -17,7 +17,14 @@ import covssl.train.loop as loop
 from covssl.config import load_config
 from covssl.methods.model import build_model
 from covssl.train import train
-from covssl.train.budget import in_run_evaluations, plan_epochs, precision_candidates, time_training_step
+from covssl.train.budget import (
+    in_run_evaluations,
+    plan_epochs,
+    precision_candidates,
+    recent_pace,
+    revised_epochs,
+    time_training_step,
+)
 from covssl.train.checkpoint import load_latest
 
 seconds = st.floats(0.0, 1e4, allow_nan=False)
@@ -50,6 +57,39 @@ def test_in_run_evaluations_count_the_loop_s_kNN_epochs(epochs: int, every: int)
     # the loop evaluates after epoch k (1-based) when k % every == 0 and k < epochs
     expected = sum(1 for k in range(1, epochs + 1) if every and k % every == 0 and k < epochs)
     assert in_run_evaluations(epochs, every) == expected
+
+
+@given(
+    budget_s=st.floats(10.0, 1e5), elapsed_share=st.floats(0.0, 1.0), epoch=st.floats(0.01, 1e3), knn=seconds,
+    every=st.integers(0, 12), cap=st.integers(1, 300), done_share=st.floats(0.0, 1.0), current=st.integers(1, 300),
+    slack=st.floats(0.0, 0.5),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_revised_plan_shrinks_at_once_and_grows_only_with_slack(budget_s, elapsed_share, epoch, knn, every, cap,
+                                                                    done_share, current, slack) -> None:
+    done = round(done_share * cap)
+    current = max(current, done, 1)
+    plan = plan_epochs(budget_s, elapsed_share * budget_s, epoch, knn, knn, every, cap, epochs_done=done)
+    revised = revised_epochs(current, plan, slack)
+    if plan.epochs <= current:
+        assert revised == plan.epochs  # overshooting: take the smaller plan at once
+        return
+    assert current <= revised <= plan.epochs
+
+    def fits_slower(e: int) -> bool:
+        predicted = budget.predicted_run_seconds(e, plan.elapsed_seconds, epoch * (1 + slack), knn, knn, every, done)
+        return predicted <= (1 - budget.BUDGET_MARGIN) * budget_s
+
+    assert revised == current or fits_slower(revised)
+    assert revised == plan.epochs or not fits_slower(revised + 1)
+
+
+def test_the_pace_is_the_mean_of_the_recent_epochs() -> None:
+    assert recent_pace([100.0]) == 100.0
+    assert recent_pace([300.0, 100.0, 110.0, 120.0]) == pytest.approx(110.0)  # the slow first epoch is forgotten
+    assert recent_pace([300.0, 100.0], window=1) == 100.0
+    with pytest.raises(ValueError, match="no epoch measured"):
+        recent_pace([])
 
 
 def test_a_budget_too_small_for_one_epoch_still_plans_one() -> None:
@@ -180,11 +220,12 @@ def test_a_budgeted_run_plans_then_replans_after_its_first_epoch(make_config, mo
 
 @pytest.mark.parametrize(
     "answers, planned, plans",
-    [([5, 3, 4], 3, 3), ([5, 4, 3], 3, 3), ([2, 4, 3, 2], 3, 3), ([4, 4, 2], 2, 3)],
+    [([5, 3, 4], 4, 4), ([5, 4, 3], 3, 3), ([2, 4, 3, 2], 3, 3), ([4, 4, 2], 2, 3), ([3, 3, 5, 3], 3, 4)],
 )
-def test_after_the_first_epoch_a_plan_only_shrinks(make_config, monkeypatch, answers, planned, plans) -> None:
-    # the plan after epoch 1 may grow or shrink; later ones are taken only when they shrink it.
-    # [4, 4, 2]: after epoch 2 the pace allows only the 2 epochs done: the run ends there.
+def test_every_epoch_the_plan_follows_the_pace(make_config, monkeypatch, answers, planned, plans) -> None:
+    # the plan is revised after every epoch but the last, both ways (the timings here are tiny, so a
+    # grown plan fits even at a slower pace). [4, 4, 2]: after epoch 2 the pace allows only the 2
+    # epochs done: the run ends there. [3, 3, 5, 3]: grows to 5 after epoch 2, back to 3 after epoch 3.
     calls = _fixed_planner(monkeypatch, answers)
     config = make_config("vicreg", "train.epochs=10", "train.time_budget_minutes=2", "train.knn_every=2")
     result = train(config)
