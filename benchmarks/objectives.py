@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from covssl._machine import describe_machine, write_rows
 from covssl.linalg import use_sample_side
 from covssl.objectives.barlow_twins import barlow_twins_loss
-from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
+from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
 from covssl.objectives.vicreg import covariance_penalty
 
 EPS_CODING = 0.5  # coding-rate distortion, SimDINO's default

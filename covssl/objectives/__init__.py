@@ -6,11 +6,11 @@ composes them by name. Imports only torch.
 
 from covssl.linalg import covariance
 from covssl.objectives.barlow_twins import barlow_twins_loss
-from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
+from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
 from covssl.objectives.info_nce import info_nce_loss
-from covssl.objectives.matrix_entropy import matrix_entropy
+from covssl.objectives.matrix_information import matrix_entropy
 from covssl.objectives.simsiam import cosine_alignment, negative_cosine, simsiam_loss
-from covssl.objectives.uniformity import uniformity
+from covssl.objectives.alignment_uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge, vicreg_loss
 from covssl.objectives.objective import Objective, ObjectiveOutput
 from covssl.objectives.presets import PRESETS, list_presets, preset

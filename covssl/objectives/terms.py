@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from covssl.objectives.barlow_twins import barlow_twins_loss
-from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
+from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
 from covssl.objectives.corinfomax import CorInfoMaxRegularizer
 from covssl.objectives.info_nce import info_nce_loss
-from covssl.objectives.matrix_entropy import matrix_entropy
+from covssl.objectives.matrix_information import matrix_entropy
 from covssl.objectives.simsiam import cosine_alignment, negative_cosine, negative_cosine_no_stopgrad
-from covssl.objectives.uniformity import uniformity
+from covssl.objectives.alignment_uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge
 
 Kind = Literal["align", "branch", "pair", "predict", "stateful"]

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covssl.objectives.matrix_entropy import matrix_entropy
+from covssl.objectives.matrix_information import matrix_entropy
 
 
 def reference_entropy(z: np.ndarray, center: bool = True, normalize: bool = False) -> float:

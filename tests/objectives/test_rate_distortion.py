@@ -1,9 +1,8 @@
-"""Tests of covssl/objectives/coding_rate.py against independent float64 numpy references."""
+"""Tests of covssl/objectives/rate_distortion.py against independent float64 numpy references."""
 
 from __future__ import annotations
 
 import doctest
-import importlib
 import math
 
 import numpy as np
@@ -12,10 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covssl.objectives.coding_rate import coding_rate, taylor_coding_rate
-
-# The package re-exports functions named like their modules, so get the module itself this way.
-coding_rate_module = importlib.import_module("covssl.objectives.coding_rate")
+import covssl.objectives.rate_distortion as rate_distortion_module
+from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
 
 # (batch, dim) on both sides of B = d, so "auto" takes each path.
 SHAPES = [(3, 10), (8, 32), (16, 6), (7, 7), (40, 12)]
@@ -225,5 +222,5 @@ def test_bad_input_raises_value_error_naming_the_argument(fn, kwargs: dict, name
 
 
 def test_docstring_examples_run() -> None:
-    result = doctest.testmod(coding_rate_module, raise_on_error=False)
+    result = doctest.testmod(rate_distortion_module, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covssl.objectives.uniformity import alignment_loss, uniformity
+from covssl.objectives.alignment_uniformity import alignment_loss, uniformity
 
 
 def _normalize(z: np.ndarray) -> np.ndarray:
