@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from covssl._checks import NonFiniteError, check_embeddings, check_pair
+from covssl._checks import NonFiniteError, all_finite, check_embeddings, check_pair, finite_values_checked
 from covssl.distributed import gather, is_distributed, max_over_ranks
 from covssl.linalg import at_least_float32
 from covssl.objectives.spec import ObjectiveSpec, TermSpec, parse_spec
@@ -127,18 +127,23 @@ class Objective(nn.Module):
         Returns:
             ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
         """
+        with finite_values_checked():  # shapes and dtypes here; NaN/inf below, in one read from the device
+            check_pair(z1, z2)
+            if self.needs_predictions:
+                if p1 is None or p2 is None:
+                    raise ValueError("p1, p2: this objective has a predictor term (negative_cosine); pass p1 and p2")
+                check_embeddings(p1, "p1")
+                check_embeddings(p2, "p2")
+        inputs = {"z1": z1, "z2": z2, "p1": p1, "p2": p2} if self.needs_predictions else {"z1": z1, "z2": z2}
+        finite = all_finite(list(inputs.values()))
         if is_distributed():
             # decided together: a rank that raised alone would leave the others waiting in the gather
-            local_bad = any(not bool(torch.isfinite(v).all()) for v in (z1, z2, p1, p2) if isinstance(v, torch.Tensor))
-            if max_over_ranks(int(local_bad)):
+            if max_over_ranks(int(not finite)):
                 raise NonFiniteError("z1, z2: expected finite values, got NaN/inf embeddings on at least one rank")
-        check_pair(z1, z2)
-        if self.needs_predictions:
-            if p1 is None or p2 is None:
-                raise ValueError("p1, p2: this objective has a predictor term (negative_cosine); pass p1 and p2")
-            check_embeddings(p1, "p1")
-            check_embeddings(p2, "p2")
-        with torch.autocast(device_type=z1.device.type, enabled=False):
+        elif not finite:
+            for name, value in inputs.items():
+                check_embeddings(value, name)  # raises, naming the input and its NaN/inf count
+        with torch.autocast(device_type=z1.device.type, enabled=False), finite_values_checked():
             views = [at_least_float32(v) if v is not None else None for v in (z1, z2, p1, p2)]
             if self.normalize:
                 views = [F.normalize(v, dim=1) if v is not None else None for v in views]

@@ -22,6 +22,7 @@ from covssl.objectives import (
     vicreg_loss,
 )
 from covssl.objectives.spec import format_value, parse_spec
+from covssl._checks import NonFiniteError
 
 
 def _pair(batch: int = 16, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,6 +163,29 @@ def test_bad_embeddings_are_rejected_before_any_term() -> None:
         objective(torch.randn(4, 3), torch.randn(4, 5))
     with pytest.raises(ValueError, match="z1"):
         objective(torch.randn(1, 3), torch.randn(1, 3))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_an_objective_checks_each_input_for_nan_once(name: str, monkeypatch) -> None:
+    # reading a finiteness check on the host is a device sync on a GPU: the inputs are checked
+    # together, once per call, not again by every term for every view
+    objective = preset(name, dim=6)
+    z1, z2 = torch.randn(8, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
+    checked, real_isfinite = [], torch.isfinite
+    monkeypatch.setattr(torch, "isfinite", lambda t: checked.append(t.shape) or real_isfinite(t))
+    stacked, real_stack = [], torch.stack
+    monkeypatch.setattr(torch, "stack", lambda ts, *a, **k: stacked.append(len(ts)) or real_stack(ts, *a, **k))
+    objective(z1, z2, z1 + 0.1, z2 - 0.1)
+    inputs = 4 if objective.needs_predictions else 2
+    assert len(checked) == inputs and stacked.count(inputs) == 1
+
+
+@pytest.mark.parametrize("bad", ["z1", "z2", "p1", "p2"])
+def test_a_non_finite_input_is_named_after_the_single_check(bad: str) -> None:
+    inputs = {name: torch.randn(8, 6, dtype=torch.float64) for name in ("z1", "z2", "p1", "p2")}
+    inputs[bad][3, 2] = math.inf
+    with pytest.raises(NonFiniteError, match=f"{bad}: expected finite values, got 1 NaN/inf entries"):
+        preset("simsiam")(**inputs)
 
 
 def test_presets_are_listed_and_unknown_ones_rejected() -> None:
