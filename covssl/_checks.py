@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -36,11 +36,10 @@ def finite_values_checked() -> Iterator[None]:
         _FINITE_CHECKED.reset(token)
 
 
-def all_finite(tensors: list[torch.Tensor]) -> bool:
+def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
     """Whether every entry of every tensor is finite, read back from the device once."""
-    if not tensors:
-        return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:

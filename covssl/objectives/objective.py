@@ -135,7 +135,7 @@ class Objective(nn.Module):
                 check_embeddings(p1, "p1")
                 check_embeddings(p2, "p2")
         inputs = {"z1": z1, "z2": z2, "p1": p1, "p2": p2} if self.needs_predictions else {"z1": z1, "z2": z2}
-        finite = all_finite(list(inputs.values()))
+        finite = all_finite(inputs.values())
         if is_distributed():
             # decided together: a rank that raised alone would leave the others waiting in the gather
             if max_over_ranks(int(not finite)):

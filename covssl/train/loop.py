@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from covssl import distributed
-from covssl._checks import NonFiniteError
+from covssl._checks import NonFiniteError, all_finite
 from covssl._machine import cpu_has_native_bf16
 from covssl.models.global_batchnorm import convert_sync_batchnorm
 from covssl.augment import TwoViewAugment, augment_view, sample_view_params
@@ -136,10 +136,6 @@ class _StopFlag:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-
-
-def _all_finite(tensors: Iterator[torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _nonfinite_terms(values: dict[str, float]) -> list[str]:
@@ -434,7 +430,7 @@ def _train(config: RunConfig, device: torch.device, resume: bool, overwrite: boo
                     scaler.unscale_(optimizer)
                     if config.optim.grad_clip is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                    if not _all_finite(p.grad for p in model.parameters() if p.grad is not None):
+                    if not all_finite(p.grad for p in model.parameters() if p.grad is not None):  # one device read
                         bad_terms = ["gradients"]
                 if bad_terms:
                     message = f"non-finite {', '.join(bad_terms)} at step {step} (epoch {epoch})"
