@@ -21,6 +21,18 @@ def test_every_shipped_config_loads_and_round_trips(name: str) -> None:
     assert from_yaml(to_yaml(config)) == config
 
 
+@pytest.mark.parametrize("name", sorted(shipped_configs()))
+def test_a_shipped_learning_rate_comes_with_its_optimizer(name: str) -> None:
+    """An lr tuned for one optimizer must not survive a method.name=... switch onto another one's."""
+    from omegaconf import OmegaConf
+
+    optim = OmegaConf.load(shipped_configs()[name]).get("optim") or {}
+    if "lr" in optim:
+        assert "optimizer" in optim, f"{name}: sets optim.lr without optim.optimizer"
+        for method in list_methods():
+            assert load_config(name, [f"method.name={method}"]).optim.optimizer == optim["optimizer"]
+
+
 def test_every_method_has_a_cifar10_config() -> None:
     assert {f"cifar10/{m}" for m in list_methods()} <= set(shipped_configs())
 
