@@ -72,6 +72,7 @@ class BudgetPlan:
     budget_seconds: float
     knn_every: int
     epochs_done: int = 0
+    margin: float = BUDGET_MARGIN  # the reserve it was planned with (see fits_budget)
 
     @property
     def predicted_seconds(self) -> float:
@@ -185,7 +186,7 @@ def plan_epochs(
             epochs = e
             break
     return BudgetPlan(epochs, epoch_seconds, knn_seconds, final_seconds, elapsed_seconds, budget_seconds,
-                      knn_every, epochs_done)
+                      knn_every, epochs_done, margin)
 
 
 def recent_pace(epoch_seconds: list[float], window: int = PACE_WINDOW) -> float:
@@ -224,7 +225,7 @@ def revised_epochs(current: int, plan: BudgetPlan, slack: float = GROWTH_SLACK) 
     for e in range(current + 1, plan.epochs + 1):
         predicted = predicted_run_seconds(e, plan.elapsed_seconds, slower, plan.knn_seconds, plan.final_seconds,
                                           plan.knn_every, plan.epochs_done)
-        if not fits_budget(predicted, plan.elapsed_seconds, plan.budget_seconds):
+        if not fits_budget(predicted, plan.elapsed_seconds, plan.budget_seconds, plan.margin):
             break
         grown = e
     return grown

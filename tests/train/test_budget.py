@@ -84,6 +84,15 @@ def test_a_revised_plan_shrinks_at_once_and_grows_only_with_slack(budget_s, elap
     assert revised == plan.epochs or not fits_slower(revised + 1)
 
 
+def test_a_revision_keeps_the_reserve_its_plan_was_made_with() -> None:
+    # 1000 s to come, 100-s epochs, no kNN or final evaluation: 10 epochs fit with no reserve
+    for margin in (0.0, 0.05, 0.2):
+        plan = budget.plan_epochs(1000.0, 0.0, 100.0, 0.0, 0.0, 0, 60, margin=margin)
+        assert plan.margin == margin
+        largest = max(e for e in range(1, 61) if (1 + margin) * e * 100.0 * (1 + budget.GROWTH_SLACK) <= 1000.0)
+        assert budget.revised_epochs(1, plan) == largest  # 9, 9, 7: grows only within the plan's reserve
+
+
 def test_the_pace_is_the_mean_of_the_recent_epochs() -> None:
     assert recent_pace([100.0]) == 100.0
     assert recent_pace([300.0, 100.0, 110.0, 120.0]) == pytest.approx(110.0)  # the slow first epoch is forgotten
