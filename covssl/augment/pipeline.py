@@ -144,24 +144,44 @@ class TwoViewAugment(_Normalized):
         self.blur_kernel = ops.blur_kernel_size(config.image_size)
 
     def forward(
-        self, images: torch.Tensor, normalize: bool = True, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        normalize: bool = True,
+        generator: torch.Generator | None = None,
+        rows: slice | None = None,
+        global_batch: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (view1, view2), each float32 (batch, 3, image_size, image_size) on the input's device.
 
+        Under data parallelism each process holds ``rows`` of a global batch of ``global_batch``
+        images. The random parameters of the *whole* global batch are drawn (the same generator on
+        every process) and only this process's rows are applied, so a sample's views depend
+        neither on the process that augments it nor on the world size.
+
         Args:
-            images: uint8 or float in [0, 1], shape (batch, 3, H, W).
+            images: uint8 or float in [0, 1], shape (batch, 3, H, W): the whole batch, or ``rows``
+                of the global batch.
             normalize: subtract mean and divide by std; False returns the views in [0, 1].
             generator: CPU random generator; torch's global one when None.
+            rows: which rows of the global batch ``images`` are (None: all of it).
+            global_batch: the global batch size, needed with ``rows``.
         """
         x = to_unit_float(images)
         batch, _, height, width = x.shape
-        params1 = sample_view_params(batch, height, width, self.config.view1, generator)
-        params2 = sample_view_params(batch, height, width, self.config.view2, generator)
+        if rows is not None:
+            if global_batch is None:
+                raise ValueError("global_batch: expected the global batch size together with rows")
+            if len(range(global_batch)[rows]) != batch:
+                raise ValueError(f"rows: {rows} of a batch of {global_batch} are not the {batch} images given")
+        drawn = global_batch if rows is not None else batch
+        params = [sample_view_params(drawn, height, width, view, generator) for view in (self.config.view1, self.config.view2)]
+        if rows is not None:
+            params = [p.select(rows) for p in params]
         size = self.config.image_size
-        views = (augment_view(x, params1, size, self.blur_kernel), augment_view(x, params2, size, self.blur_kernel))
+        views = tuple(augment_view(x, p, size, self.blur_kernel) for p in params)
         if normalize:
-            views = tuple(self._normalize(v) for v in views)  # type: ignore[assignment]
-        return views
+            views = tuple(self._normalize(v) for v in views)
+        return views  # type: ignore[return-value]
 
 
 class EvalTransform(_Normalized):

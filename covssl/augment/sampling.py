@@ -40,6 +40,12 @@ class ViewParams:
     sigma: torch.Tensor  # (batch,) blur std in pixels
     solarize: torch.Tensor  # (batch,) bool
 
+    def select(self, rows: slice) -> "ViewParams":
+        """The parameters of ``rows`` of the batch (the jitter order is one per call and stays)."""
+        return ViewParams(**{
+            name: value if name == "order" else value[rows] for name, value in vars(self).items()
+        })
+
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""Fit a whole run into a wall-clock budget, and pick the faster precision, from measured steps.
+"""Fit a whole run into a wall-clock budget: how many epochs the measured times allow (pure planning).
 
 ``train.time_budget_minutes`` bounds the wall time of the whole run (data loading, baselines,
 training, in-run kNN evaluations, final kNN and probe). What is chosen is the number of epochs,
@@ -31,29 +31,15 @@ The warm-up keeps its share of the schedule (optim.warmup_epochs out of train.ep
 schedule has the same shape at any budget; the re-plan moves only the learning rates still to
 come, except for a slight change of the warm-up slope. The checkpoint stores the planned
 epochs and the precision: a resumed run finishes that plan, it does not plan again.
-
-``train.precision=fastest`` times the same copy in fp32 and in bf16 autocast on a CPU with
-native bf16 dot products and trains in the faster: whether bf16 pays off depends on the CPU
-(2.3x on an AMD EPYC Zen 4, 0.86x on an Intel Xeon with AVX512-BF16 but no AMX, both measured
-by ``benchmarks/layout_precision.py``). On CUDA it is bf16, as ``auto``.
+The times come from :mod:`covssl.train.timing`.
 """
 
 from __future__ import annotations
 
-import copy
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
-
-from covssl._machine import cpu_has_native_bf16
-from covssl.config import OptimConfig
-from covssl.evaluate.features import encode
-from covssl.train.optim import build_optimizer
 
 BUDGET_MARGIN = 0.05  # reserve for estimation error, as a share of the time still predicted
 PACE_WINDOW = 3  # the epoch time of a re-plan: the mean of the last epochs this many
@@ -229,106 +215,3 @@ def revised_epochs(current: int, plan: BudgetPlan, slack: float = GROWTH_SLACK) 
             break
         grown = e
     return grown
-
-
-def precision_candidates(requested: str, device: torch.device) -> list[str]:
-    """The precisions a run may train in: ``fastest`` on a CPU with native bf16 -> fp32 and bf16.
-
-    ``auto`` resolves to bf16 on CUDA and fp32 elsewhere, so that a run records what it ran in.
-
-    Examples:
-        >>> precision_candidates("auto", torch.device("cpu"))
-        ['fp32']
-        >>> precision_candidates("fp32", torch.device("cpu"))
-        ['fp32']
-        >>> precision_candidates("fastest", torch.device("cuda"))
-        ['bf16']
-    """
-    if requested == "auto":
-        return ["bf16" if device.type == "cuda" else "fp32"]
-    if requested != "fastest":
-        return [requested]
-    if device.type == "cuda":
-        return ["bf16"]
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return ["fp32", "bf16"]
-    return ["fp32"]  # emulated bf16 (or an unknown CPU, or MPS) is not worth timing
-
-
-def time_training_step(
-    model: nn.Module,
-    make_views: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-    amp_dtype: torch.dtype | None,
-    device: torch.device,
-    optim_config: OptimConfig,
-    steps: int = 3,
-    warmup: int = 2,
-) -> float:
-    """Median wall seconds of one training step (views, forward, backward, optimizer) of a copy of ``model``.
-
-    Args:
-        model: the run's model (an ``SSLModel``); it is deep-copied, never touched.
-        make_views: a callable returning (view1, view2) for one step, in the run's layout (timed too:
-            the augmentation is part of a step).
-        amp_dtype: the autocast dtype to time (None: fp32).
-        device: where the model lives.
-        optim_config: the run's optimizer settings (the optimizer's own cost is part of a step).
-        steps: timed steps (the median is returned), >= 1.
-        warmup: untimed steps first (allocator, oneDNN/cuDNN kernel selection).
-    """
-    probe = copy.deepcopy(model)
-    probe.train()
-    # a tiny step size: the optimizer does all its work, and the copy cannot diverge while timed
-    optimizer = build_optimizer(probe, optim_config, 1e-9)
-    times = []
-    for i in range(warmup + steps):
-        _synchronize(device)
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            view1, view2 = make_views()  # under autocast, as in the training loop
-            output, _ = probe(view1, view2)
-        optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimizer.step()
-        _synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    del probe, optimizer
-    return statistics.median(times)
-
-
-def time_encoding(
-    encoder: nn.Module,
-    images: np.ndarray,
-    transform: nn.Module,
-    device: torch.device,
-    batch_size: int,
-    total_images: int,
-    batches: int = 2,
-) -> float:
-    """Seconds to encode ``total_images`` images, extrapolated from the last of a few timed batches.
-
-    Args:
-        encoder: the backbone (run in eval mode by ``encode``; its state is left as it was).
-        images: (N, H, W, 3) uint8 evaluation images; the first ``batches * batch_size`` are used.
-        transform: the evaluation transform.
-        device: where the encoder lives.
-        batch_size: the evaluation batch size.
-        total_images: how many images one evaluation encodes (bank + queries).
-        batches: timed batches; the first one warms up and is not counted when there are two or more.
-    """
-    sample = images[: batches * batch_size]
-    per_image = []
-    for start in range(0, len(sample), batch_size):
-        chunk = sample[start : start + batch_size]
-        _synchronize(device)
-        began = time.perf_counter()
-        encode(encoder, chunk, transform, device, batch_size)
-        _synchronize(device)
-        per_image.append((time.perf_counter() - began) / len(chunk))
-    return (per_image[-1] if per_image else 0.0) * total_images
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
