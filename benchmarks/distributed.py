@@ -74,7 +74,7 @@ def _measure(setting: dict, threads: int) -> dict:
     from covssl.config import load_config
     from covssl.methods.model import build_model
     from covssl.models.global_batchnorm import convert_sync_batchnorm
-    from covssl.train.loop import augment_generator, augment_local_views
+    from covssl.train.randomness import augment_generator
     from covssl.train.optim import build_optimizer, scaled_lr
 
     device = torch.device("cpu")
@@ -97,7 +97,7 @@ def _measure(setting: dict, threads: int) -> dict:
     local = images[distributed.local_rows(batch)]
 
     def step(index: int) -> None:
-        view1, view2 = augment_local_views(augment, local, batch, augment_generator(0, index))
+        view1, view2 = augment(local, generator=augment_generator(0, index), rows=distributed.local_rows(batch), global_batch=batch)
         output, _ = wrapped(view1, view2)
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()

@@ -31,6 +31,7 @@ from covssl.evaluate import encode, knn_accuracy
 from covssl.methods.model import SSLModel
 from covssl.models import Predictor, Projector, create_backbone
 from covssl.objectives import Objective
+from covssl.train.step import NonFiniteLossError, StepParts, train_step
 
 
 @dataclass(frozen=True)
@@ -207,19 +208,18 @@ def train_and_probe(model: SSLModel, data: RunData, setup: TinySetup) -> dict[st
 
     model.train()
     record(0)
+    parts = StepParts(model, model, optimizer, torch.amp.GradScaler("cpu", enabled=False), amp_dtype=None,
+                      term_keys=["loss", *(t.name for t in model.objective.term_specs)])
     for step in range(1, setup.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = setup.lr * min(1.0, step / warmup)
         idx = torch.randint(len(data.train), (setup.batch,), generator=order)
         images, _ = data.train.__getitems__(idx.tolist())
-        view1, view2 = data.augment(images, generator=views)
-        output, _ = model(view1, view2)
-        optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
-        optimizer.step()
-        loss = float(output.loss.detach())
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step} ({model.objective.spec})")
+        try:
+            result = train_step(parts, lambda: data.augment(images, generator=views), where=f"at step {step}")
+        except NonFiniteLossError as error:
+            raise FloatingPointError(f"{error} ({model.objective.spec})") from None
+        loss = result.values["loss"]
         if step % setup.probe_every == 0 or step == setup.steps:
             record(step)
     final = dict(history[-1])

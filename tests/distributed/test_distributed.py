@@ -22,7 +22,8 @@ from covssl import distributed
 from covssl.augment import AugmentConfig, TwoViewAugment, ViewConfig
 from covssl.models.global_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
 from covssl.objectives import preset
-from covssl.train.loop import augment_generator, augment_local_views
+from covssl.distributed import local_rows
+from covssl.train.randomness import augment_generator
 
 from ._spawn import WORLD, run_on_two_ranks
 
@@ -182,7 +183,7 @@ def _worker(rank: int, payload: dict[str, Any]) -> dict[str, Any]:
     local_bn = _tiny_model()  # the teeth: DDP without global BN statistics
     out["ddp_local_bn"] = _train_steps("vicreg", local_bn, DistributedDataParallel(local_bn), payload["ddp"], rows)
     images = payload["images"][rows]
-    out["views"] = augment_local_views(TwoViewAugment(AUGMENT), images, N, augment_generator(3, 5))
+    out["views"] = TwoViewAugment(AUGMENT)(images, generator=augment_generator(3, 5), rows=local_rows(N), global_batch=N)
     return out
 
 
@@ -277,7 +278,7 @@ def test_ddp_with_per_rank_batchnorm_differs(ranks: list[dict[str, Any]]) -> Non
 def test_sharded_augmentation_gives_each_sample_the_views_one_process_gives_it(ranks: list[dict[str, Any]]) -> None:
     images = _payload()["images"]
     augment = TwoViewAugment(AUGMENT)
-    single = augment_local_views(augment, images, N, augment_generator(3, 5))
+    single = augment(images, generator=augment_generator(3, 5), rows=slice(0, N), global_batch=N)
     direct = augment(images, generator=augment_generator(3, 5))
     for ours, theirs in zip(single, direct):  # one process: exactly TwoViewAugment's views
         assert torch.equal(ours, theirs)

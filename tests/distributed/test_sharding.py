@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from covssl import distributed
 from covssl.config import OptimConfig
-from covssl.train.loop import augment_generator, epoch_order
+from covssl.train.randomness import augment_generator, epoch_order
 from covssl.train.optim import scaled_lr
 
 

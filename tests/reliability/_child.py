@@ -23,17 +23,17 @@ torch.set_num_threads(1)  # the same arithmetic as the single-threaded reference
 def main() -> None:
     mode, step, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     if mode == "sigterm":
-        from covssl.train import loop
+        from covssl.train import epochs
 
-        set_lr, calls = loop.set_lr, [0]
+        train_step, calls = epochs.train_step, [0]
 
-        def set_lr_then_signal(*a: object, **k: object) -> None:
-            calls[0] += 1  # set_lr runs once at the start of every step
+        def signal_then_step(*a: object, **k: object) -> object:
+            calls[0] += 1  # the run's train_step: the seam every step goes through
             if calls[0] == step:
                 os.kill(os.getpid(), signal.SIGTERM)
-            set_lr(*a, **k)
+            return train_step(*a, **k)
 
-        loop.set_lr = set_lr_then_signal
+        epochs.train_step = signal_then_step
     elif mode == "sigkill-in-save":
         replace = os.replace
         target = f"checkpoint-{step:08d}.pt"

@@ -1,13 +1,14 @@
 """A NaN injected into one objective term mid-run: stop names the term, skip carries on.
 
 The injection wraps one registered term so that it returns NaN from a chosen step on (the
-step counter is the loop's own ``set_lr`` call, made once at the start of every step).
+step counter wraps the run's ``train_step``, the seam every step goes through).
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Callable
 import logging
 import math
 from dataclasses import replace
@@ -18,7 +19,7 @@ import torch
 
 from covssl.objectives import terms
 from covssl.train import NonFiniteLossError, train
-from covssl.train import loop
+from covssl.train import epochs
 from covssl.train.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint_file, load_latest
 
 from ._runs import STEPS_PER_EPOCH, logged_steps, tiny_config
@@ -26,15 +27,28 @@ from ._runs import STEPS_PER_EPOCH, logged_steps, tiny_config
 TERM = "covariance_penalty"  # one of VICReg's three terms
 
 
+def _count_steps(monkeypatch: pytest.MonkeyPatch, poison_views: Callable[[int], bool] = lambda step: False) -> list[int]:
+    """Wrap the run's train_step (the seam): count its calls, and poison the views of chosen 0-based steps."""
+    started = [0]
+    real_step = epochs.train_step
+
+    def counting_step(parts, make_views, *args, **kwargs):  # type: ignore[no-untyped-def]
+        step = started[0]
+        started[0] += 1
+        if poison_views(step):
+            def poisoned() -> tuple[torch.Tensor, torch.Tensor]:
+                view1, view2 = make_views()
+                return view1 * float("nan"), view2
+            return real_step(parts, poisoned, *args, **kwargs)
+        return real_step(parts, make_views, *args, **kwargs)
+
+    monkeypatch.setattr(epochs, "train_step", counting_step)
+    return started
+
+
 def _inject_nan(monkeypatch: pytest.MonkeyPatch, steps: set[int] | range) -> None:
     """Make TERM return NaN during the given 0-based steps."""
-    started = [0]
-    set_lr = loop.set_lr
-
-    def counting_set_lr(*args: object, **kwargs: object) -> None:
-        started[0] += 1
-        set_lr(*args, **kwargs)
-
+    started = _count_steps(monkeypatch)
     original = terms.TERMS[TERM]
 
     @functools.wraps(original.fn)  # keeps the signature: the term's parameters stay known
@@ -42,7 +56,6 @@ def _inject_nan(monkeypatch: pytest.MonkeyPatch, steps: set[int] | range) -> Non
         value = original.fn(z, *args, **kwargs)
         return value * float("nan") if started[0] - 1 in steps else value
 
-    monkeypatch.setattr(loop, "set_lr", counting_set_lr)
     monkeypatch.setitem(terms.TERMS, TERM, replace(original, fn=poisoned))
 
 
@@ -71,7 +84,7 @@ def test_stop_names_the_term_and_keeps_the_last_good_checkpoint(tmp_path: Path, 
 def test_skip_makes_no_update_on_a_nonfinite_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     _inject_nan(monkeypatch, range(STEPS_PER_EPOCH, 10**6))  # every step of the second epoch
     config = tiny_config(tmp_path / "run", "train.epochs=2", "train.on_nonfinite=skip")
-    with caplog.at_level(logging.WARNING, logger="covssl.train.loop"):
+    with caplog.at_level(logging.WARNING, logger="covssl.train.step"):
         assert train(config).step == 2 * STEPS_PER_EPOCH
     skipped = [r.getMessage() for r in caplog.records if "step skipped" in r.getMessage()]
     assert len(skipped) == STEPS_PER_EPOCH and all(TERM in m for m in skipped)
@@ -98,17 +111,7 @@ def test_skip_recovers_after_a_transient_nan(tmp_path: Path, monkeypatch: pytest
 
 def _inject_nan_views(monkeypatch: pytest.MonkeyPatch, bad_step: int) -> None:
     """Make the network itself produce NaN at ``bad_step`` (0-based), as a diverging model would."""
-    make_views = loop.augment_local_views
-    calls = [0]
-
-    def poisoned_views(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
-        view1, view2 = make_views(*args, **kwargs)
-        calls[0] += 1
-        return (view1 * float("nan"), view2) if calls[0] - 1 == bad_step else (view1, view2)
-
-    monkeypatch.setattr(loop, "augment_local_views", poisoned_views)
-
-
+    _count_steps(monkeypatch, poison_views=lambda step: step == bad_step)
 
 
 def test_nan_from_the_network_stops_with_a_named_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

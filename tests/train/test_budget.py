@@ -13,18 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import covssl.train.budget as budget
-import covssl.train.loop as loop
+import covssl.train.epochs as epochs
+import covssl.train.precision as precision
 from covssl.config import load_config
 from covssl.methods.model import build_model
 from covssl.train import train
-from covssl.train.budget import (
-    in_run_evaluations,
-    plan_epochs,
-    precision_candidates,
-    recent_pace,
-    revised_epochs,
-    time_training_step,
-)
+from covssl.train.budget import in_run_evaluations, plan_epochs, recent_pace, revised_epochs
+from covssl.train.precision import precision_candidates
+from covssl.train.timing import time_training_step
 from covssl.train.checkpoint import load_latest
 
 seconds = st.floats(0.0, 1e4, allow_nan=False)
@@ -124,7 +120,7 @@ def test_bad_plan_arguments_are_named(name: str, value: float) -> None:
 
 @pytest.mark.parametrize("native, expected", [(True, ["fp32", "bf16"]), (False, ["fp32"]), (None, ["fp32"])])
 def test_fastest_times_bf16_only_where_the_cpu_has_it(monkeypatch, native, expected) -> None:
-    monkeypatch.setattr(budget, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     assert precision_candidates("fastest", torch.device("cpu")) == expected
     assert precision_candidates("fastest", torch.device("cuda")) == ["bf16"]
     assert precision_candidates("bf16", torch.device("cpu")) == ["bf16"]
@@ -132,7 +128,7 @@ def test_fastest_times_bf16_only_where_the_cpu_has_it(monkeypatch, native, expec
 
 def test_autocast_dtype_refuses_an_unresolved_fastest() -> None:
     with pytest.raises(ValueError, match="fastest"):
-        loop.autocast_dtype("fastest", torch.device("cpu"))
+        precision.autocast_dtype("fastest", torch.device("cpu"))
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
@@ -161,7 +157,7 @@ def test_timing_a_step_leaves_the_model_and_the_random_streams_untouched(make_co
 
 
 def test_fastest_trains_in_the_precision_that_timed_faster(make_config, monkeypatch) -> None:
-    monkeypatch.setattr(budget, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     timed = []
 
     def fake_timing(model, make_views, amp_dtype, device, optim_config, **_):
@@ -169,7 +165,7 @@ def test_fastest_trains_in_the_precision_that_timed_faster(make_config, monkeypa
         timed.append(amp_dtype)
         return {None: 0.2, torch.bfloat16: 0.1}[amp_dtype]
 
-    monkeypatch.setattr(loop, "time_training_step", fake_timing)
+    monkeypatch.setattr(precision, "time_training_step", fake_timing)
     result = train(make_config("vicreg", "train.max_steps=2", "train.precision=fastest", "eval.baselines=false"))
     assert timed == [None, torch.bfloat16]
     assert result.precision == "bf16"
@@ -179,7 +175,7 @@ def test_fastest_trains_in_the_precision_that_timed_faster(make_config, monkeypa
 
 
 def _fixed_planner(monkeypatch, answers: list[int]) -> list[dict]:
-    """Replace plan_epochs in the loop: the n-th plan answers answers[n] (the last one from then on).
+    """Replace plan_epochs in the run's epochs phase: the n-th plan answers answers[n] (the last one from then on).
 
     Returns the list of the calls' arguments, filled as the run plans.
     """
@@ -187,12 +183,12 @@ def _fixed_planner(monkeypatch, answers: list[int]) -> list[dict]:
 
     def planner(**arguments):
         calls.append(arguments)
-        epochs = answers[min(len(calls), len(answers)) - 1]
-        return budget.BudgetPlan(epochs, arguments["epoch_seconds"], arguments["knn_seconds"],
+        planned = answers[min(len(calls), len(answers)) - 1]
+        return budget.BudgetPlan(planned, arguments["epoch_seconds"], arguments["knn_seconds"],
                                  arguments["final_seconds"], arguments["elapsed_seconds"],
                                  arguments["budget_seconds"], arguments["knn_every"], arguments["epochs_done"])
 
-    monkeypatch.setattr(loop, "plan_epochs", planner)
+    monkeypatch.setattr(epochs, "plan_epochs", planner)
     return calls
 
 
@@ -249,8 +245,8 @@ def test_a_resumed_budgeted_run_finishes_its_plan_without_planning_again(tmp_pat
     calls = _fixed_planner(monkeypatch, [4, 3])
     train(make_config("vicreg", *extra, f"train.out_dir={tmp_path / 'resumed'}", "train.max_steps=6"))
     assert len(calls) == 2  # planned, and re-planned after epoch 1 (step 4)
-    monkeypatch.setattr(loop, "plan_epochs", lambda **_: pytest.fail("a resumed run planned again"))
-    monkeypatch.setattr(loop, "time_training_step", lambda *a, **k: pytest.fail("a resumed run timed steps again"))
+    monkeypatch.setattr(epochs, "plan_epochs", lambda **_: pytest.fail("a resumed run planned again"))
+    monkeypatch.setattr(precision, "time_training_step", lambda *a, **k: pytest.fail("a resumed run timed steps again"))
     resumed = train(make_config("vicreg", *extra, f"train.out_dir={tmp_path / 'resumed'}"), resume=True)
     assert resumed.epochs == straight.epochs == 3 and resumed.step == straight.step == 12
     a, _ = load_latest(tmp_path / "straight")
@@ -262,13 +258,13 @@ def test_a_resumed_budgeted_run_finishes_its_plan_without_planning_again(tmp_pat
 def test_without_baselines_the_kNN_time_comes_from_timing_the_encoder(make_config, monkeypatch) -> None:
     calls = _fixed_planner(monkeypatch, [2, 2])
     encoded = []
-    real = loop.time_encoding
+    real = epochs.time_encoding
 
     def spy(encoder, images, transform, device, batch_size, total_images, **kw):
         encoded.append(total_images)
         return real(encoder, images, transform, device, batch_size, total_images, **kw)
 
-    monkeypatch.setattr(loop, "time_encoding", spy)
+    monkeypatch.setattr(epochs, "time_encoding", spy)
     result = train(make_config("vicreg", "train.epochs=10", "train.time_budget_minutes=1", "eval.baselines=false"))
     assert encoded == [128]  # 64 bank + 64 query images, timed once, before the plan
     assert calls[0]["knn_seconds"] > 0 and calls[0]["final_seconds"] == calls[0]["knn_seconds"]

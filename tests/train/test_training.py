@@ -195,10 +195,10 @@ def test_eval_image_size_defaults_to_the_crop_size(make_config) -> None:
 
 @pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
 def test_bf16_on_a_cpu_without_native_bf16_warns(make_config, monkeypatch, caplog, native, warned) -> None:
-    import covssl.train.loop as loop
+    import covssl.train.precision as precision
 
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
-    with caplog.at_level("WARNING", logger="covssl.train.loop"):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="covssl.train.precision"):
         train(make_config("vicreg", "train.max_steps=1", "train.precision=bf16", "eval.baselines=false"))
     assert ("emulated" in caplog.text) is warned
 
