@@ -71,7 +71,7 @@ def _measure(setting: dict, threads: int) -> dict:
 
     from covssl import distributed
     from covssl.augment import TwoViewAugment
-    from covssl.config import load_config
+    from covssl.resolve import load_config
     from covssl.methods.model import build_model
     from covssl.models.global_batchnorm import convert_sync_batchnorm
     from covssl.train.randomness import augment_generator

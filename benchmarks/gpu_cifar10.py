@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.methods import list_methods
 from covssl._machine import cifar_benchmark_parser, data_overrides, describe_machine, run_each
 from covssl.train import train

@@ -27,7 +27,7 @@ import torch
 
 from covssl._machine import describe_machine, write_rows
 from covssl.augment import TwoViewAugment
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.methods.model import build_model
 from covssl.train.optim import build_optimizer
 

@@ -22,7 +22,7 @@ import torch
 from covssl._machine import (
     cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
 )
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.methods import list_methods
 from covssl.train import train
 

@@ -37,7 +37,7 @@ def train(
     download: bool = typer.Option(False, "--download", help="fetch CIFAR's official archive if missing (needs internet)"),
 ) -> None:
     """Train an encoder; ends by printing kNN accuracy next to random init and raw pixels."""
-    from covssl.config import load_config
+    from covssl.resolve import load_config
     from covssl.distributed import is_main_process
     from covssl.train import train as run_training
 

@@ -1,8 +1,9 @@
 """Typed run configuration: one dataclass per concern, every default with a comment.
 
-Layers, later ones win: the dataclass defaults -> the method's defaults (its registry entry)
--> a YAML file -> ``key=value`` overrides from the command line. OmegaConf checks types and
-rejects unknown keys at every layer; :func:`validate` then checks values.
+This module is the schema: the dataclasses, YAML in and out, and the value checks
+(:func:`validate`). It knows no method: :func:`covssl.resolve.load_config`, one layer above the
+methods, merges the layers (defaults -> the method's defaults -> a YAML file -> ``key=value``
+overrides) and checks the method and its objective.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from covssl.augment import AugmentConfig
+from covssl.augment import AugmentConfig, validate_augment_config
+from covssl.data import list_datasets
+from covssl.models import list_backbones
 
 
 @dataclass
@@ -116,44 +119,12 @@ def shipped_configs() -> dict[str, Path]:
     return {str(p.relative_to(CONFIG_DIR).with_suffix("")): p for p in sorted(CONFIG_DIR.rglob("*.yaml"))}
 
 
-def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
+def merge_layer(base: DictConfig, layer: Any, source: str) -> DictConfig:
+    """Merge one layer (a dict, a YAML file's contents, dotlist overrides) into ``base``; errors name ``source``."""
     try:
         return OmegaConf.merge(base, layer)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         raise ValueError(f"{source}: {error.msg if hasattr(error, 'msg') else error}") from None
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Resolve a run configuration from the layers described in the module docstring.
-
-    Args:
-        path: a YAML file, or the name of a shipped config ("cifar10/vicreg"); None for defaults.
-        overrides: ``section.key=value`` strings, e.g. ["optim.lr=0.1", "train.epochs=5"].
-    """
-    from covssl.methods import method_defaults  # late import: methods sit above config
-
-    config: DictConfig = OmegaConf.structured(RunConfig)
-    file_layer = None
-    if path is not None:
-        shipped = shipped_configs()
-        file_path = shipped.get(str(path), Path(path))
-        if not file_path.is_file():
-            raise FileNotFoundError(f"config: no such file {str(path)!r} (shipped configs: {', '.join(shipped)})")
-        file_layer = OmegaConf.load(file_path)
-    cli_layer = OmegaConf.from_dotlist(list(overrides or []))
-    # the method (and dataset) decide their defaults before the file and the CLI override them
-    probe = _merge(_merge(config, file_layer or {}, f"config {path}"), cli_layer, "command-line override")
-    from covssl.data import list_datasets
-
-    if probe.data.dataset not in list_datasets():
-        raise ValueError(f"data.dataset: expected one of {list_datasets()}, got {probe.data.dataset!r}")
-    config = _merge(config, method_defaults(probe.method.name, probe.data.dataset), "method defaults")
-    if file_layer is not None:
-        config = _merge(config, file_layer, f"config {path}")
-    config = _merge(config, cli_layer, "command-line override")
-    resolved: RunConfig = OmegaConf.to_object(config)  # type: ignore[assignment]
-    validate(resolved)
-    return resolved
 
 
 def to_yaml(config: RunConfig) -> str:
@@ -163,7 +134,7 @@ def to_yaml(config: RunConfig) -> str:
 
 def from_yaml(text: str) -> RunConfig:
     """Inverse of :func:`to_yaml`."""
-    merged = _merge(OmegaConf.structured(RunConfig), OmegaConf.create(text), "saved config")
+    merged = merge_layer(OmegaConf.structured(RunConfig), OmegaConf.create(text), "saved config")
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
@@ -178,24 +149,9 @@ def _positive(value: float, name: str) -> None:
 
 
 def _validate_names(config: RunConfig) -> None:
-    """Method, objective spec, backbone, dataset and augmentation: checked now, not an hour into a run."""
-    from covssl.augment import validate_augment_config  # late imports: these layers sit above config
-    from covssl.data import list_datasets
-    from covssl.methods import get_method
-    from covssl.models import list_backbones
-    from covssl.objectives import Objective
-
+    """Dataset, backbone and augmentation: checked now, not an hour into a run (the method and its
+    objective are checked by :func:`covssl.resolve.load_config`, which knows the methods)."""
     _choice(config.data.dataset, tuple(list_datasets()), "data.dataset")
-    method = get_method(config.method.name)
-    try:
-        objective = Objective.from_spec(config.method.objective or method.objective, dim=config.model.projector_out)
-    except ValueError as error:
-        raise ValueError(f"method.objective: {error}") from None
-    if objective.needs_predictions and config.model.predictor_hidden <= 0:
-        raise ValueError(
-            f"model.predictor_hidden: the objective {objective.spec!r} compares predictions with targets; "
-            f"expected a width > 0, got {config.model.predictor_hidden}"
-        )
     backbone = config.model.backbone
     if not (backbone in list_backbones() or (backbone.startswith("timm:") and len(backbone) > len("timm:"))):
         raise ValueError(f"model.backbone: expected one of {list_backbones()} or 'timm:<name>', got {backbone!r}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from covssl.config import RunConfig, from_yaml, load_config, shipped_configs, to_yaml
+from covssl.config import RunConfig, from_yaml, shipped_configs, to_yaml
+
+from covssl.resolve import load_config
 from covssl.methods import list_methods
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from covssl.cli import app
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.experiments import EXPERIMENTS, Claim, Experiment, ExperimentSummary
 from covssl.plots import Panel, PlotDependencyError, Series, plot_panels, plot_spectrum
 from covssl.train import train

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.methods import list_methods
 
 

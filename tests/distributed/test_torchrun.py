@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.train import train
 from covssl.train.checkpoint import list_checkpoints, load_checkpoint_file
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from covssl.config import RunConfig, load_config
+from covssl.config import RunConfig
+
+from covssl.resolve import load_config
 from covssl.train.checkpoint import load_latest
 
 CHILD = Path(__file__).with_name("_child.py")

@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from covssl.cli import app
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.objectives import Objective, covariance_penalty
 from covssl.train import train
 from covssl.train.checkpoint import CheckpointError, checksum_path, load_checkpoint_file, load_latest, save_checkpoint

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from covssl.config import RunConfig, load_config
+from covssl.config import RunConfig
+
+from covssl.resolve import load_config
 
 
 def tiny_config(tmp_path: Path, method: str = "vicreg", *extra: str) -> RunConfig:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import covssl.train.budget as budget
 import covssl.train.epochs as epochs
 import covssl.train.precision as precision
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.methods.model import build_model
 from covssl.train import train
 from covssl.train.budget import in_run_evaluations, plan_epochs, recent_pace, revised_epochs

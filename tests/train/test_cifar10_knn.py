@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from covssl.config import load_config
+from covssl.resolve import load_config
 from covssl.train import train
 
 
