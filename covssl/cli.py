@@ -1,4 +1,4 @@
-"""The command line: ``covssl train | eval | methods | export``.
+"""The command line: ``covssl train | eval | methods | export | config | terms | diagnose | experiment``.
 
     covssl train                                   # offline default (-c digits/demo): minutes on a CPU
     covssl train -c cifar10/vicreg data.root=../shared/data/cifar10-jpeg.tar.gz train.epochs=20
@@ -36,7 +36,10 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in train.out_dir"),
     download: bool = typer.Option(False, "--download", help="fetch CIFAR's official archive if missing (needs internet)"),
 ) -> None:
-    """Train an encoder; ends by printing kNN accuracy next to random init and raw pixels."""
+    """Train an encoder; ends by printing kNN accuracy next to random init and raw pixels.
+
+    covssl config -c NAME key=value... prints the configuration this would run, each key with its meaning (covssl config --list: the shipped configs); covssl terms lists the objective terms a method.objective spec can combine.
+    """
     from covssl.resolve import load_config
     from covssl.distributed import is_main_process
     from covssl.train import train as run_training
@@ -146,5 +149,7 @@ def export(
 
 
 from covssl.analysis_cli import register as _register_analysis  # noqa: E402  (diagnose, experiment)
+from covssl.config_cli import register as _register_config  # noqa: E402  (config, terms)
 
 _register_analysis(app)
+_register_config(app, _fail)

@@ -58,7 +58,7 @@ class OptimConfig:
     lr: float = 0.3  # base learning rate for a batch of `lr_reference_batch` images
     lr_scaling: str = "linear"  # linear | sqrt | none: lr = base * scale(global_batch / reference)
     lr_reference_batch: int = 256  # the papers' convention
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # L2 penalty (decoupled for AdamW); biases and norms excluded if asked
     momentum: float = 0.9  # SGD/LARS momentum
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW
     lars_eta: float = 0.02  # LARS trust coefficient (VICReg/Barlow use 0.02 with exclusion)
@@ -70,9 +70,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
+    epochs: int = 100  # training epochs (the most a time budget may plan)
     batch_size: int = 256  # global batch (split across ranks under torch.distributed)
-    seed: int = 0
+    seed: int = 0  # model init, data order and augmentations are pure functions of it
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 | fastest (CPU: times
     #   fp32 and bf16 for a few steps and trains in the faster; covssl/train/budget.py)
@@ -91,13 +91,13 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     knn_k: int = 200  # neighbours (Wu et al. 2018 protocol)
-    knn_temperature: float = 0.1
+    knn_temperature: float = 0.1  # similarity temperature of the weighted vote
     image_size: Optional[int] = None  # side of the evaluated images; None: augment.image_size. Larger than
     # the training crops is better (FixRes, Touvron et al. 2019): 32 after 24-px crops gives +1.8 kNN points
     linear_probe: bool = False  # also train a linear classifier on frozen features at the end
     baselines: bool = True  # also score the random-init encoder and raw pixels (one extra pass at the start)
-    linear_epochs: int = 100
-    batch_size: int = 512
+    linear_epochs: int = 100  # linear-probe training epochs on the frozen features
+    batch_size: int = 512  # images per evaluation forward pass
 
 
 @dataclass
@@ -120,11 +120,17 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def merge_layer(base: DictConfig, layer: Any, source: str) -> DictConfig:
-    """Merge one layer (a dict, a YAML file's contents, dotlist overrides) into ``base``; errors name ``source``."""
+    """Merge one layer (a dict, a YAML file's contents, dotlist overrides) into ``base``.
+
+    An error names the layer, the key and the problem in one line (OmegaConf's own message
+    continues with its internal reference types).
+    """
     try:
         return OmegaConf.merge(base, layer)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
-        raise ValueError(f"{source}: {error.msg if hasattr(error, 'msg') else error}") from None
+        message = str(getattr(error, "msg", None) or error).strip().splitlines()[0]
+        key = getattr(error, "full_key", None)
+        raise ValueError(f"{source}: {key}: {message}" if key else f"{source}: {message}") from None
 
 
 def to_yaml(config: RunConfig) -> str:
