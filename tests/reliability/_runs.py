@@ -14,25 +14,12 @@ from covssl.config import RunConfig
 
 from covssl.resolve import load_config
 from covssl.train.checkpoint import load_latest
+from tiny_run import STEPS_PER_EPOCH
+from tiny_run import TINY as SHARED_TINY
 
 CHILD = Path(__file__).with_name("_child.py")
-STEPS_PER_EPOCH = 4  # 64 images / batch 16
 EPOCHS = 6
-
-# 64 digits, a small ConvNet, batch 16: 4 steps per epoch, ~20 ms per step on one CPU thread.
-TINY = [
-    "data.max_train_images=64",
-    "data.max_eval_images=64",
-    "model.backbone=small_convnet",
-    "model.width=0.25",
-    "model.projector_hidden=[64]",
-    "model.projector_out=32",
-    "train.batch_size=16",
-    f"train.epochs={EPOCHS}",
-    "train.log_every=1",
-    "train.progress=false",
-    "eval.knn_k=10",
-]
+TINY = [*SHARED_TINY, f"train.epochs={EPOCHS}"]  # tests/tiny_run.py: 4 steps per epoch
 
 
 def tiny_args(run_dir: Path, *extra: str) -> list[str]:

@@ -9,28 +9,15 @@ import pytest
 from covssl.config import RunConfig
 
 from covssl.resolve import load_config
+from tiny_run import TINY, predictor_overrides
 
 
 def tiny_config(tmp_path: Path, method: str = "vicreg", *extra: str) -> RunConfig:
     """A run that takes seconds: 64 digits, small ConvNet, small projector, no progress bar."""
     overrides = [
-        f"method.name={method}",
-        "data.max_train_images=64",
-        "data.max_eval_images=64",
-        "model.backbone=small_convnet",
-        "model.width=0.25",
-        "model.projector_hidden=[64]",
-        "model.projector_out=32",
-        "train.batch_size=16",
-        "train.epochs=2",
-        "train.log_every=1",
-        "train.progress=false",
-        f"train.out_dir={tmp_path / 'run'}",
-        "eval.knn_k=10",
-        *extra,
+        f"method.name={method}", *TINY, "train.epochs=2", f"train.out_dir={tmp_path / 'run'}",
+        *extra, *predictor_overrides(method),
     ]
-    if method in ("simsiam", "byol"):
-        overrides.append("model.predictor_hidden=16")
     return load_config(None, overrides)
 
 
