@@ -1,7 +1,9 @@
 """The package's layers: no module imports a layer above its own (late imports inside functions included).
 
     math (linalg, objectives, diagnostics, ...) <- data, augment, models, evaluate, plots <- config
-    <- methods <- resolve <- train, export <- experiments <- cli, analysis_cli
+    <- methods <- resolve <- train, export <- experiments <- cli, analysis_cli, config_cli
+
+and the size of what a reader holds at once: modules of at most 300 lines, training functions of at most 80.
 """
 
 from __future__ import annotations
@@ -73,3 +75,19 @@ def test_the_check_catches_an_upward_import() -> None:
     tree = ast.parse("def f():\n    from covssl.methods import get_method\n")
     assert _imported(tree) == [(2, "methods")]
     assert LAYERS["methods"] > LAYERS["config"]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small(path: Path) -> None:
+    lines = path.read_text().count("\n")
+    assert lines <= 300, f"{path.relative_to(PACKAGE)} has {lines} lines: split it by what its parts do"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "train").glob("*.py")), ids=lambda p: p.name)
+def test_training_functions_read_in_one_screen(path: Path) -> None:
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
+    ]
+    assert not long, long
