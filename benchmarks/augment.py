@@ -45,7 +45,7 @@ import PIL
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from covssl._machine import describe_machine
+from _common import describe_machine
 from covssl.augment import AugmentConfig, TwoViewAugment, ViewConfig, augment_preset
 from covssl.augment.ops import blur_kernel_size
 

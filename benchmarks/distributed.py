@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine, write_rows
+from _common import describe_machine, write_rows
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "distributed.csv"
 COLUMNS = [

@@ -31,7 +31,7 @@ import torch
 
 from covssl.resolve import load_config
 from covssl.methods import list_methods
-from covssl._machine import cifar_benchmark_parser, data_overrides, describe_machine, run_each
+from _common import cifar_benchmark_parser, data_overrides, describe_machine, run_each
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import describe_machine, write_rows
+from _common import describe_machine, write_rows
 from covssl.augment import TwoViewAugment
 from covssl.resolve import load_config
 from covssl.methods.model import build_model

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from covssl._machine import describe_machine, write_rows
+from _common import describe_machine, write_rows
 from covssl.linalg import use_sample_side
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate

@@ -31,7 +31,7 @@ import torch
 from covssl.augment import augment_preset
 from covssl.resolve import load_config
 from covssl.methods import list_methods
-from covssl._machine import (
+from _common import (
     cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
 )
 from covssl.train import train

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from covssl._machine import (
+from _common import (
     cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
 )
 from covssl.resolve import load_config

@@ -1,7 +1,7 @@
 """The command line: ``covssl train | eval | methods | export | config | terms | diagnose | experiment``.
 
     covssl train                                   # offline default (-c digits/demo): minutes on a CPU
-    covssl train -c cifar10/vicreg data.root=../shared/data/cifar10-jpeg.tar.gz train.epochs=20
+    covssl train -c cifar10/vicreg data.root=/path/to/cifar10-jpeg.tar.gz train.epochs=20
     torchrun --nproc_per_node=2 -m covssl train -c cifar10/vicreg ...
 """
 

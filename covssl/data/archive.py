@@ -168,14 +168,14 @@ def prepare_cifar10_copy(tar_path: str | os.PathLike[str], cache_dir: str | os.P
     later calls return the existing folder without reading the archive beyond its hash.
 
     Args:
-        tar_path: the archive, e.g. ``../shared/data/cifar10-jpeg.tar.gz``.
+        tar_path: the archive, e.g. ``/path/to/cifar10-jpeg.tar.gz``.
         cache_dir: the cache root (default ``$COVSSL_CACHE`` or ``~/.cache/covssl``).
 
     Returns:
         The folder whose ``train/`` and ``test/`` subfolders hold one folder per class.
 
     Examples:
-        >>> root = prepare_cifar10_copy("../shared/data/cifar10-jpeg.tar.gz")  # doctest: +SKIP
+        >>> root = prepare_cifar10_copy("/path/to/cifar10-jpeg.tar.gz")  # doctest: +SKIP
         >>> sorted(p.name for p in root.iterdir())  # doctest: +SKIP
         ['test', 'train']
     """

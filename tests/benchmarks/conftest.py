@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -10,6 +11,7 @@ from typing import Callable
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared helpers as `_common`, as when run
 
 
 @pytest.fixture(scope="session")

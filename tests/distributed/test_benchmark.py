@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "distributed.py"
+sys.path.insert(0, str(BENCHMARK.parent))  # the script imports `_common`, as when run
 
 
 def _load_benchmark():

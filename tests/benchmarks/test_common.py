@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from covssl._machine import (
-    CIFAR_COPY, cifar_benchmark_parser, cpu_has_native_bf16, data_overrides, describe_machine, peak_memory_mb,
+from _common import (
+    CIFAR_COPY, cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb,
     reset_peak_memory,
 )
 
@@ -47,30 +47,10 @@ def test_cifar_benchmark_parser_shares_the_common_options(tmp_path) -> None:
     assert CIFAR_COPY.name == "cifar10-jpeg.tar.gz" and CIFAR_COPY.parent.parent.name == "shared"
 
 
-def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path) -> None:
-    import covssl._machine as machine
-
-    real_path = machine.Path
-
-    def fake_cpuinfo(flags: str):
-        info = tmp_path / "cpuinfo"
-        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        return lambda p: info if p == "/proc/cpuinfo" else real_path(p)
-
-    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 avx512f avx512_bf16"))
-    assert cpu_has_native_bf16() is True
-    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 amx_bf16 amx_tile"))
-    assert cpu_has_native_bf16() is True
-    monkeypatch.setattr(machine, "Path", fake_cpuinfo("fpu avx2 avx512f"))
-    assert cpu_has_native_bf16() is False
-    monkeypatch.setattr(machine, "Path", lambda p: tmp_path / "missing")
-    assert cpu_has_native_bf16() is None
-
-
 def test_write_rows_replaces_the_file_atomically(tmp_path, monkeypatch) -> None:
     import os
 
-    from covssl._machine import write_rows
+    from _common import write_rows
 
     path = tmp_path / "sub" / "rows.csv"
     write_rows(path, [{"a": 1, "b": 2}])

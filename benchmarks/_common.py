@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the machine stamp on every row, a process's peak memory, the CSV
+"""What the benchmark scripts share (``from _common import ...``: each script runs with this folder on sys.path): the machine stamp on every row, a process's peak memory, the CSV
 writer, and the options of the CIFAR training benchmarks."""
 
 from __future__ import annotations
@@ -24,22 +24,6 @@ def describe_machine() -> str:
     except OSError:
         pass
     return f"{model or 'unknown CPU'} ({platform.machine()}, {os.cpu_count()} CPUs)"
-
-
-def cpu_has_native_bf16() -> bool | None:
-    """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX), None if unknown (not Linux).
-
-    Without them oneDNN emulates bf16 and an autocast run is slower than fp32.
-    """
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return None
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def reset_peak_memory() -> None:
