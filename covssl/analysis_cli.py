@@ -165,7 +165,7 @@ def experiment(
     run: Optional[Path] = typer.Option(None, "--run", help="taylor: use this trained run's embeddings"),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: the cores not already busy)"),
 ) -> None:
-    """Run one of the experiments that reproduce the seed's claims; writes figures and a summary."""
+    """Run one of the experiments that check covssl's claims about the objectives; writes figures and a summary."""
     from covssl.experiments import ExperimentOptions, get_experiment, run_experiment
     from covssl.experiments._training import torch_threads
     from covssl.plots import PlotDependencyError

@@ -1,4 +1,4 @@
-"""The experiments that make the seed's claims runnable: ``covssl experiment NAME --out DIR``.
+"""The experiments that make covssl's claims about the family runnable: ``covssl experiment NAME --out DIR``.
 
 * ``taylor``: VICReg's terms are the 2nd-order Taylor expansion of the coding rate (gap ~ a^3);
 * ``isotropy``: at a fixed trace the log-det is maximal for an isotropic covariance;

@@ -5,7 +5,7 @@ registry is filled by the explicit imports in :mod:`covssl.experiments`. Each ru
 figures into ``options.out`` and :func:`run_experiment` adds ``summary.md`` (for people) and
 ``summary.json`` (for tests and scripts) with the measured numbers.
 
-A *claim* is a statement from the seed that the experiment checks on its numbers (e.g. "the run
+A *claim* is a statement about the objectives that the experiment checks on its numbers (e.g. "the run
 without stop-gradient collapses"); ``passed`` is what was measured, not what was hoped for.
 """
 
