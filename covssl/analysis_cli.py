@@ -127,7 +127,7 @@ def diagnose(
 ) -> None:
     """Collapse diagnostics of embeddings or of a trained run: report.json, PNG plots, a verdict."""
     from covssl.diagnostics import collapse_report
-    from covssl.experiments.embeddings import THRESHOLDS, verdict
+    from covssl.diagnostics.verdict import THRESHOLDS, verdict
     from covssl.plots import PlotDependencyError
 
     try:

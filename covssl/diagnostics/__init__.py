@@ -9,7 +9,8 @@ without autograd, and documents its healthy and collapsed values:
 * alignment and uniformity on the hypersphere (``hypersphere``);
 * the gap between the coding rate and its second-order Taylor surrogate (``taylor``);
 * stochastic Lanczos quadrature for log-determinants of large operators (``slq``);
-* ``collapse_report``: all of them in one JSON-serializable dict (``report``).
+* ``collapse_report``: all of them in one JSON-serializable dict (``report``);
+* ``verdict``: healthy, partially collapsed or collapsed, from that report (``verdict``).
 """
 
 from covssl.diagnostics.decomposition import center_residual, gradient_split, std_of_normalized
@@ -18,8 +19,10 @@ from covssl.diagnostics.report import collapse_report, json_safe
 from covssl.diagnostics.slq import logdet_slq, logdet_slq_gram
 from covssl.diagnostics.spectrum import effective_rank, isotropy, spectrum
 from covssl.diagnostics.taylor import coding_rate_terms, taylor_gap
+from covssl.diagnostics.verdict import verdict
 
 __all__ = [
+    "verdict",
     "alignment",
     "center_residual",
     "coding_rate_terms",

@@ -30,7 +30,7 @@ import math
 
 from covssl.diagnostics import collapse_report
 from covssl.experiments import _training as tiny
-from covssl.experiments.embeddings import verdict
+from covssl.diagnostics import verdict
 from covssl.experiments.registry import (
     Claim,
     Experiment,

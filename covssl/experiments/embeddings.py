@@ -45,8 +45,6 @@ from covssl._checks import check_embeddings
 
 _CHECKPOINT = re.compile(r"^checkpoint-\d{8}\.pt$")
 EMBEDDING_SUFFIXES = (".pt", ".pth", ".npy")
-THRESHOLDS = {"collapsed_std_ratio": 0.1, "collapsed_effective_rank": 1.5, "partial_std_ratio": 0.5,
-              "partial_effective_rank_fraction": 0.1}
 
 
 def is_run(path: Path) -> bool:
@@ -160,28 +158,3 @@ def run_embeddings(path: str | Path, max_images: int | None = None, seed: int = 
                 out.append(model.projector(model.backbone(view)))  # (n, d)
     run_dir = path if path.is_dir() else path.parent
     return RunEmbeddings(run_dir, step, torch.cat(views[0]), torch.cat(views[1]), features)
-
-
-def verdict(report: dict[str, Any]) -> str:
-    """"healthy", "partially collapsed" or "collapsed" from a collapse_report (thresholds above).
-
-    Args:
-        report: a dict with "std_of_normalized", "effective_rank", "batch" and "dim", as returned
-            by :func:`covssl.diagnostics.collapse_report`.
-
-    Returns:
-        The verdict string.
-
-    Examples:
-        >>> verdict({"std_of_normalized": 0.0, "effective_rank": 0.0, "batch": 8, "dim": 4})
-        'collapsed'
-    """
-    dim, batch = int(report["dim"]), int(report["batch"])
-    std_ratio = float(report["std_of_normalized"]) * math.sqrt(dim)
-    erank = float(report["effective_rank"])
-    room = min(batch - 1, dim)  # the most directions the covariance of this batch can use
-    if std_ratio < THRESHOLDS["collapsed_std_ratio"] or (room >= 2 and erank < THRESHOLDS["collapsed_effective_rank"]):
-        return "collapsed"
-    if std_ratio < THRESHOLDS["partial_std_ratio"] or erank < THRESHOLDS["partial_effective_rank_fraction"] * room:
-        return "partially collapsed"
-    return "healthy"

@@ -31,7 +31,7 @@ from torch import nn
 
 from covssl.diagnostics import collapse_report
 from covssl.experiments import _training as tiny
-from covssl.experiments.embeddings import verdict
+from covssl.diagnostics import verdict
 from covssl.experiments.registry import (
     Claim,
     Experiment,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from covssl.experiments.embeddings import is_run, load_embeddings_file, verdict
+from covssl.diagnostics import verdict
+from covssl.experiments.embeddings import is_run, load_embeddings_file
 
 
 def test_pt_tensor_dict_and_npy(tmp_path) -> None:
