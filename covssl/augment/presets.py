@@ -30,6 +30,8 @@ saturation, hue and grayscale do nothing), no blur or solarize.
 
 from __future__ import annotations
 
+from covssl.registry import Registry
+
 from collections.abc import Callable
 from copy import deepcopy
 
@@ -70,7 +72,8 @@ def _digits() -> tuple[ViewConfig, ViewConfig]:
     return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
 
 
-_RECIPES: dict[str, Recipe] = {
+_RECIPES: Registry[Recipe] = Registry("augmentation preset")
+for _name, _recipe in {
     "simclr": _simclr,
     "simsiam": _simsiam,
     "byol": _byol_style,
@@ -82,12 +85,13 @@ _RECIPES: dict[str, Recipe] = {
     "corinfomax": _byol_style,
     # The negative-free covariance methods (VICReg, Barlow Twins) all use BYOL's views.
     "default": _byol_style,
-}
+}.items():
+    _RECIPES.register(_name, _recipe)
 
 
 def list_augment_presets() -> list[str]:
     """Names accepted by :func:`augment_preset`, sorted."""
-    return sorted(_RECIPES)
+    return _RECIPES.names()
 
 
 def augment_preset(method: str, image_size: int = 32, dataset: str = "cifar10") -> AugmentConfig:

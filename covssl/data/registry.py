@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from covssl.registry import Registry
+
 import os
 
 from covssl.data.arrays import ImageArrayDataset, first_per_class
@@ -9,12 +11,14 @@ from covssl.data.cifar import CIFAR, load_cifar
 from covssl.data.digits import load_digits
 from covssl.data.image_folder import ProgressArg, check_max_per_class, load_image_folder
 
-DATASETS: dict[str, str] = {
+DATASETS: Registry[str] = Registry("dataset")  # name -> what it is
+for _name, _description in {
     "digits": "scikit-learn's bundled 8x8 digits as 32x32 RGB, 1500/297 split; offline, no download",
     "cifar10": "CIFAR-10 from root (ImageFolder tree, python batches or archive), or downloaded",
     "cifar100": "CIFAR-100 from root (ImageFolder tree, python batches or archive), or downloaded",
     "imagefolder": "any root/<class>/*.{jpg,jpeg,png,bmp,webp} tree (or root/{train,test}/<class>/)",
-}
+}.items():
+    DATASETS.register(_name, _description)
 
 
 def list_datasets() -> list[str]:
@@ -24,7 +28,7 @@ def list_datasets() -> list[str]:
         >>> list_datasets()
         ['cifar10', 'cifar100', 'digits', 'imagefolder']
     """
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def load_dataset(

@@ -11,6 +11,8 @@ without stop-gradient collapses"); ``passed`` is what was measured, not what was
 
 from __future__ import annotations
 
+from covssl.registry import Registry
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,20 +122,17 @@ class Experiment:
     description: str
 
 
-EXPERIMENTS: dict[str, Experiment] = {}
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 
 
 def register_experiment(experiment: Experiment) -> Experiment:
     """Add an experiment; a name can be registered only once."""
-    if experiment.name in EXPERIMENTS:
-        raise ValueError(f"experiment {experiment.name!r} is already registered")
-    EXPERIMENTS[experiment.name] = experiment
-    return experiment
+    return EXPERIMENTS.register(experiment.name, experiment)
 
 
 def list_experiments() -> list[str]:
     """Registered experiment names, sorted."""
-    return sorted(EXPERIMENTS)
+    return EXPERIMENTS.names()
 
 
 def get_experiment(name: str) -> Experiment:

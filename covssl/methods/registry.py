@@ -7,6 +7,8 @@ can change it. ``covssl methods`` prints this table.
 
 from __future__ import annotations
 
+from covssl.registry import Registry
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,15 +29,12 @@ class MethodDef:
     optim: dict[str, Any] = field(default_factory=dict)  # OptimConfig overrides
 
 
-METHODS: dict[str, MethodDef] = {}
+METHODS: Registry[MethodDef] = Registry("method")
 
 
 def register_method(method: MethodDef) -> MethodDef:
     """Add a method; registering a name twice is an error."""
-    if method.name in METHODS:
-        raise ValueError(f"method {method.name!r} is already registered")
-    METHODS[method.name] = method
-    return method
+    return METHODS.register(method.name, method)
 
 
 def get_method(name: str) -> MethodDef:
@@ -47,7 +46,7 @@ def get_method(name: str) -> MethodDef:
 
 def list_methods() -> list[str]:
     """Registered method names, sorted."""
-    return sorted(METHODS)
+    return METHODS.names()
 
 
 def method_defaults(name: str, dataset: str = "cifar10") -> dict[str, Any]:

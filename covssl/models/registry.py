@@ -11,7 +11,8 @@ Every backbone maps images (batch, 3, H, W) to features (batch, out_dim) and exp
 
 from __future__ import annotations
 
-import fnmatch
+from covssl.registry import Registry
+
 from typing import Any, Callable, TypeVar
 
 from torch import nn
@@ -21,7 +22,7 @@ TIMM_PREFIX = "timm:"
 Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)
 
-_BACKBONES: dict[str, Factory] = {}
+_BACKBONES: Registry[Factory] = Registry("backbone")
 
 
 def register_backbone(name: str) -> Callable[[F], F]:
@@ -51,8 +52,7 @@ def register_backbone(name: str) -> Callable[[F], F]:
         # Checked again here: two modules may race to the same name between call and decoration.
         if name in _BACKBONES:
             raise ValueError(f"name: backbone {name!r} is already registered")
-        _BACKBONES[name] = factory
-        return factory
+        return _BACKBONES.register(name, factory)
 
     return decorator
 
@@ -72,10 +72,7 @@ def list_backbones(pattern: str | None = None) -> list[str]:
     """
     if pattern is not None and not isinstance(pattern, str):
         raise ValueError(f"pattern: expected a string or None, got {type(pattern).__name__}")
-    names = sorted(_BACKBONES)
-    if pattern is None:
-        return names
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return _BACKBONES.names(pattern)
 
 
 def create_backbone(name: str, **kwargs: Any) -> nn.Module:

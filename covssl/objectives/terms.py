@@ -18,6 +18,8 @@ batch covariance (or of the negatives) and are computed on the batch gathered fr
 
 from __future__ import annotations
 
+from covssl.registry import Registry
+
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -93,15 +95,12 @@ def squared_distance(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     return (z1 - z2).pow(2).sum(dim=1).mean()
 
 
-TERMS: dict[str, TermDef] = {}
+TERMS: Registry[TermDef] = Registry("objective term")
 
 
 def register_term(term: TermDef) -> TermDef:
     """Add a term to the registry; a name can be registered only once."""
-    if term.name in TERMS:
-        raise ValueError(f"term {term.name!r} is already registered")
-    TERMS[term.name] = term
-    return term
+    return TERMS.register(term.name, term)
 
 
 def get_term(name: str) -> TermDef:

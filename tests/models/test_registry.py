@@ -12,6 +12,7 @@ from torch import nn
 
 from covssl.models import create_backbone, list_backbones, register_backbone
 from covssl.models import registry
+from covssl.registry import Registry
 
 BACKBONES = list_backbones()
 
@@ -25,7 +26,8 @@ def small_kwargs(name: str) -> dict[str, float]:
 @pytest.fixture
 def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
     """A copy of the registry, so that test registrations do not leak into other tests."""
-    copy = dict(registry._BACKBONES)
+    copy = Registry("backbone")
+    copy.update(registry._BACKBONES)
     monkeypatch.setattr(registry, "_BACKBONES", copy)
     return copy
 
