@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +21,13 @@ from omegaconf.errors import OmegaConfBaseException
 from covssl.augment import AugmentConfig, validate_augment_config
 from covssl.data import list_datasets
 from covssl.models import list_backbones
+
+
+def choice(default: str, *choices: str) -> Any:
+    """A string field that takes one of ``choices``: checked by :func:`validate`, listed by ``covssl config``."""
+    if default not in choices:
+        raise ValueError(f"choice: the default {default!r} is not one of {choices}")
+    return field(default=default, metadata={"choices": choices})
 
 
 @dataclass
@@ -54,9 +61,9 @@ class MethodConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = "lars"  # sgd | lars | adamw
+    optimizer: str = choice("lars", "sgd", "lars", "adamw")  # SGD with momentum, LARS (VICReg, Barlow Twins), AdamW
     lr: float = 0.3  # base learning rate for a batch of `lr_reference_batch` images
-    lr_scaling: str = "linear"  # linear | sqrt | none: lr = base * scale(global_batch / reference)
+    lr_scaling: str = choice("linear", "linear", "sqrt", "none")  # lr = base * scale(global_batch / reference)
     lr_reference_batch: int = 256  # the papers' convention
     weight_decay: float = 1e-4  # L2 penalty (decoupled for AdamW); biases and norms excluded if asked
     momentum: float = 0.9  # SGD/LARS momentum
@@ -74,14 +81,14 @@ class TrainConfig:
     batch_size: int = 256  # global batch (split across ranks under torch.distributed)
     seed: int = 0  # model init, data order and augmentations are pure functions of it
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 | fastest (CPU: times
-    #   fp32 and bf16 for a few steps and trains in the faster; covssl/train/budget.py)
+    precision: str = choice("auto", "auto", "fp32", "bf16", "fp16", "fastest")  # auto: bf16 autocast on CUDA, fp32
+    #   on CPU; fastest: times fp32 and bf16 for a few steps and trains in the faster (covssl/train/precision.py)
     channels_last: bool = False  # NHWC memory format for conv nets: 1.4x on CPU, 2.3x with bf16 (AVX512-BF16)
     out_dir: str = "runs/default"  # the run folder
     log_every: int = 10  # steps between per-step CSV rows
     knn_every: int = 0  # epochs between kNN evaluations (0: only at the end)
     keep_checkpoints: int = 2  # how many epoch checkpoints to keep
-    on_nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss or gradient does
+    on_nonfinite: str = choice("stop", "stop", "skip")  # what a NaN/inf loss or gradient does: stop the run, or skip the step
     max_steps: Optional[int] = None  # stop after this many steps (tests, smoke runs)
     time_budget_minutes: Optional[float] = None  # fit the whole run (baselines, training, evaluations) into this
     #   wall time: epochs = the most, up to train.epochs, that measured step times allow (covssl/train/budget.py)
@@ -169,10 +176,11 @@ def _validate_names(config: RunConfig) -> None:
 
 def validate(config: RunConfig) -> None:
     """Check values that types alone cannot (ranges, choices); raise ValueError naming the key."""
-    _choice(config.optim.optimizer, ("sgd", "lars", "adamw"), "optim.optimizer")
-    _choice(config.optim.lr_scaling, ("linear", "sqrt", "none"), "optim.lr_scaling")
-    _choice(config.train.precision, ("auto", "fp32", "bf16", "fp16", "fastest"), "train.precision")
-    _choice(config.train.on_nonfinite, ("stop", "skip"), "train.on_nonfinite")
+    for section in fields(config):  # the keys declared with choice(...)
+        values = getattr(config, section.name)
+        for key in fields(values):
+            if "choices" in key.metadata:
+                _choice(getattr(values, key.name), key.metadata["choices"], f"{section.name}.{key.name}")
     _positive(config.optim.lr, "optim.lr")
     _positive(config.optim.lr_reference_batch, "optim.lr_reference_batch")
     _positive(config.train.batch_size, "train.batch_size")

@@ -59,10 +59,21 @@ def commented_yaml(config: Any) -> str:
         owner = stack[-1][1] if stack else None
         value = getattr(owner, key, None) if dataclasses.is_dataclass(owner) else None
         comment = field_comments(type(owner)).get(key, "") if dataclasses.is_dataclass(owner) else ""
+        choices = _choices(owner, key)
+        if choices:
+            comment = f"{' | '.join(choices)}: {comment}" if comment else " | ".join(choices)
         lines.append(f"{line}  # {comment}" if comment and not dataclasses.is_dataclass(value) else line)
         if dataclasses.is_dataclass(value):
             stack.append((indent, value))
     return "\n".join(lines) + "\n"
+
+
+def _choices(owner: Any, key: str) -> tuple[str, ...]:
+    """The values a key declared with :func:`covssl.config.choice` accepts (empty for other keys)."""
+    if not dataclasses.is_dataclass(owner):
+        return ()
+    declared = {f.name: f for f in dataclasses.fields(owner)}.get(key)
+    return tuple(declared.metadata.get("choices", ())) if declared is not None else ()
 
 
 def register(app: typer.Typer, fail: Callable[[Exception], None]) -> None:

@@ -17,8 +17,21 @@ runner = CliRunner(env={"COLUMNS": "300", "TERMINAL_WIDTH": "300"})
 
 def test_field_comments_join_continuation_lines() -> None:
     comments = field_comments(TrainConfig)
-    assert comments["precision"].startswith("auto (bf16 autocast on CUDA")
-    assert "fastest" in comments["precision"] and comments["precision"].count("|") >= 3
+    assert comments["precision"].startswith("auto: bf16 autocast on CUDA, fp32 on CPU; fastest: times")
+    assert comments["precision"].endswith("(covssl/train/precision.py)")
+
+
+def test_choices_are_declared_checked_and_shown() -> None:
+    import dataclasses
+
+    from covssl.config import OptimConfig
+
+    declared = {f.name: f.metadata.get("choices") for f in dataclasses.fields(OptimConfig)}
+    assert declared["optimizer"] == ("sgd", "lars", "adamw")
+    result = runner.invoke(app, ["config"])
+    assert re.search(r"^  optimizer: lars  # sgd \| lars \| adamw: ", result.output, re.M)
+    bad = runner.invoke(app, ["config", "train.on_nonfinite=ignore"])
+    assert bad.exit_code == 2 and "train.on_nonfinite: expected one of ('stop', 'skip')" in bad.output
 
 
 def test_the_printed_config_is_the_resolved_one_with_a_comment_per_key() -> None:
