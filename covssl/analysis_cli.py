@@ -2,7 +2,7 @@
 
     covssl diagnose runs/default --out diag/              # a run folder (or checkpoint-<step>.pt)
     covssl diagnose embeddings.pt --out diag/             # (N, d) tensor, or {"z1": ..., "z2": ...}
-    covssl experiment simsiam-collapse --out exp/ [--quick] [--data-root ../shared/data/cifar10-jpeg.tar.gz]
+    covssl experiment simsiam-collapse --out exp/ [--quick] [--data-root /path/to/cifar10-jpeg.tar.gz]
 
 ``diagnose`` writes report.json (:func:`covssl.diagnostics.collapse_report` of each set of
 embeddings, plus a verdict) and PNG plots: the log-scale eigen-spectrum with its healthy and

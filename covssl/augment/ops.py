@@ -8,7 +8,7 @@ batch instead of one PIL call per image.
 
 They are plain torch rather than kornia: on CPU, the same recipe as a chain of kornia modules
 ran only 1-1.8x faster than the per-image PIL pipeline (slower than PIL with 2 threads on a
-loaded machine), these functions 3-5x (``benchmarks/augment.py``); on CPU, ``torch.where``
+loaded machine), these functions 3-5x (the repository's augmentation benchmark); on CPU, ``torch.where``
 and ``max(dim)`` with indices are ~30x slower than a multiply, hence the arithmetic masks.
 
 [0] Chen, Kornblith, Norouzi, Hinton, 2020, https://arxiv.org/abs/2002.05709 (the augmentation
