@@ -9,7 +9,6 @@ overrides) and checks the method and its objective.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
