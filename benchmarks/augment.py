@@ -54,7 +54,7 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def recipe() -> AugmentConfig:
-    cfg = augment_preset("vicreg", image_size=32, dataset="cifar10")
+    cfg = augment_preset("byol", image_size=32, dataset="cifar10")
     cfg.view1.blur_prob, cfg.view2.blur_prob = 1.0, 0.1  # the paper's values: exercise the blur too
     return cfg
 

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from covssl.config import RunConfig, merge_layer, shipped_configs, validate
 from covssl.data import list_datasets
-from covssl.methods import get_method, method_defaults
-from covssl.objectives import Objective
+from covssl.methods import method_defaults, objective_spec
+from covssl.objectives.objective import check_spec
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -54,21 +54,19 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     return resolved
 
 
-def objective_spec(config: RunConfig) -> str:
-    """The objective spec a run trains with: ``method.objective``, or the method's own."""
-    return config.method.objective or get_method(config.method.name).objective
-
-
 def check_objective(config: RunConfig) -> None:
-    """The method exists, its objective spec parses, and a predictor exists where the objective needs one."""
+    """The objective spec parses and a predictor exists where the objective needs one.
+
+    The spec is checked, not built: the run builds its objective once, with the model
+    (:func:`covssl.methods.model.build_model`).
+    """
+    spec = objective_spec(config)
     try:
-        objective = Objective.from_spec(objective_spec(config), dim=config.model.projector_out)
+        definitions = check_spec(spec)
     except ValueError as error:
-        if str(error).startswith("method.name"):
-            raise
         raise ValueError(f"method.objective: {error}") from None
-    if objective.needs_predictions and config.model.predictor_hidden <= 0:
+    if any(d.kind == "predict" for d in definitions) and config.model.predictor_hidden <= 0:
         raise ValueError(
-            f"model.predictor_hidden: the objective {objective.spec!r} compares predictions with targets; "
+            f"model.predictor_hidden: the objective {spec!r} compares predictions with targets; "
             f"expected a width > 0, got {config.model.predictor_hidden}"
         )

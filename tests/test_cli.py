@@ -8,21 +8,11 @@ from typer.testing import CliRunner
 from covssl.cli import app
 from covssl.export import load_backbone
 from covssl.train.restore import load_run
+from tests.tiny_run import TINY as TINY_RUN
 
 runner = CliRunner()
 
-TINY = [
-    "data.max_train_images=48",
-    "data.max_eval_images=32",
-    "model.backbone=small_convnet",
-    "model.width=0.25",
-    "model.projector_hidden=[32]",
-    "model.projector_out=16",
-    "train.batch_size=16",
-    "train.epochs=1",
-    "train.progress=false",
-    "eval.knn_k=5",
-]
+TINY = [*TINY_RUN, "train.epochs=1"]
 
 
 def test_train_eval_export_round_trip(tmp_path) -> None:

@@ -17,6 +17,7 @@ from covssl.resolve import load_config
 from covssl.experiments import EXPERIMENTS, Claim, Experiment, ExperimentSummary
 from covssl.plots import Panel, PlotDependencyError, Series, plot_panels, plot_spectrum
 from covssl.train import train
+from tests.tiny_run import STEPS_PER_EPOCH, TINY
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -47,13 +48,9 @@ def reference_effective_rank(z: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A 2-epoch VICReg run on 48 digits: seconds on one core."""
+    """A 2-epoch VICReg run of the shared tiny setting: seconds on one core."""
     out = tmp_path_factory.mktemp("diag") / "run"
-    config = load_config(None, [
-        "data.max_train_images=48", "data.max_eval_images=40", "model.backbone=small_convnet", "model.width=0.25",
-        "model.projector_hidden=[32]", "model.projector_out=16", "train.batch_size=16", "train.epochs=2",
-        "train.progress=false", "eval.knn_k=5", f"train.out_dir={out}",
-    ])
+    config = load_config(None, [*TINY, "train.epochs=2", f"train.out_dir={out}"])
     train(config)
     return out
 
@@ -63,11 +60,11 @@ def test_diagnose_a_run_folder(tiny_run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "verdict (projector embeddings):" in flat(result.output)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["kind"] == "run" and report["step"] == 6 and report["primary"] == "projector"
+    assert report["kind"] == "run" and report["step"] == 2 * STEPS_PER_EPOCH and report["primary"] == "projector"
     assert report["verdict"] in ("healthy", "partially collapsed", "collapsed")
     projector, backbone = report["reports"]["projector"], report["reports"]["backbone"]
-    assert (projector["batch"], projector["dim"]) == (40, 16) and "alignment" in projector
-    assert (backbone["batch"], backbone["dim"]) == (40, 32) and "alignment" not in backbone  # round(128 * 0.25)
+    assert (projector["batch"], projector["dim"]) == (64, 32) and "alignment" in projector
+    assert (backbone["batch"], backbone["dim"]) == (64, 32) and "alignment" not in backbone  # round(128 * 0.25)
     for name in ("spectrum_projector.png", "spectrum_backbone.png", "training_curves.png"):
         assert_png(tmp_path / name)
 
@@ -78,7 +75,7 @@ def test_diagnose_a_checkpoint_file_without_plots(tiny_run, tmp_path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["step"] == 3 and report["reports"]["projector"]["batch"] == 20
+    assert report["step"] == STEPS_PER_EPOCH and report["reports"]["projector"]["batch"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 

@@ -1,6 +1,6 @@
 """Batched two-view augmentations on tensors, on the model's device.
 
-``augment_preset(method, image_size, dataset)`` gives each paper's recipe as an
+``augment_preset(recipe, image_size, dataset)`` gives each paper's recipe as an
 :class:`AugmentConfig`; :class:`TwoViewAugment` turns a uint8 batch (batch, 3, H, W) into two
 normalized float views; :class:`EvalTransform` is the deterministic counterpart for evaluation.
 """

@@ -1,6 +1,6 @@
-"""Each paper's augmentation recipe as an :class:`AugmentConfig`, by method and dataset.
+"""Each paper's augmentation recipe as an :class:`AugmentConfig`, by recipe and dataset.
 
-Two families cover every method in covssl:
+Three recipes in two families cover every method in covssl (each method names its recipe):
 
 * symmetric SimCLR-style views: crop + flip + colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8 +
   grayscale p = 0.2; SimSiam only raises the smallest crop to 20% of the image;
@@ -72,21 +72,11 @@ def _digits() -> tuple[ViewConfig, ViewConfig]:
     return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
 
 
-_RECIPES: Registry[Recipe] = Registry("augmentation preset")
-for _name, _recipe in {
-    "simclr": _simclr,
-    "simsiam": _simsiam,
-    "byol": _byol_style,
-    "vicreg": _byol_style,
-    "barlow_twins": _byol_style,
-    # SimDINO [5] keeps DINO's augmentations, whose two global crops are BYOL's recipe.
-    "coding_rate": _byol_style,
-    # CorInfoMax [6] trains with the BYOL-style asymmetric views of its solo-learn base.
-    "corinfomax": _byol_style,
-    # The negative-free covariance methods (VICReg, Barlow Twins) all use BYOL's views.
-    "default": _byol_style,
-}.items():
-    _RECIPES.register(_name, _recipe)
+_RECIPES: Registry[Recipe] = Registry("augmentation recipe")
+_RECIPES.register("simclr", _simclr)
+_RECIPES.register("simsiam", _simsiam)
+# BYOL's asymmetric views, reused by VICReg, Barlow Twins, SimDINO's global crops and CorInfoMax
+_RECIPES.register("byol", _byol_style)
 
 
 def list_augment_presets() -> list[str]:
@@ -94,12 +84,13 @@ def list_augment_presets() -> list[str]:
     return _RECIPES.names()
 
 
-def augment_preset(method: str, image_size: int = 32, dataset: str = "cifar10") -> AugmentConfig:
-    """The augmentation recipe of ``method``'s paper for ``dataset``.
+def augment_preset(recipe: str, image_size: int = 32, dataset: str = "cifar10") -> AugmentConfig:
+    """The augmentation recipe ``recipe`` (a paper's views) for ``dataset``.
 
     Args:
-        method: one of :func:`list_augment_presets` (simclr, simsiam, byol, vicreg,
-            barlow_twins, coding_rate, corinfomax, default).
+        recipe: one of :func:`list_augment_presets`: "simclr", "simsiam" or "byol" (BYOL's
+            asymmetric views, which VICReg, Barlow Twins, SimDINO and CorInfoMax reuse); each
+            method names its recipe (``covssl methods``).
         image_size: side of the square output views in pixels (the blur kernel follows it).
         dataset: "cifar10", "cifar100" or "digits" (32-px recipes, no blur) or "imagefolder"
             (the papers' ImageNet recipes and ImageNet mean/std).
@@ -108,18 +99,18 @@ def augment_preset(method: str, image_size: int = 32, dataset: str = "cifar10") 
         The config; change fields freely and :class:`TwoViewAugment` re-checks them.
 
     Raises:
-        ValueError: unknown method or dataset (the message lists the choices), or a bad
+        ValueError: unknown recipe or dataset (the message lists the choices), or a bad
             image_size.
 
     Examples:
-        >>> cfg = augment_preset("vicreg")
+        >>> cfg = augment_preset("byol")
         >>> (cfg.view1.solarize_prob, cfg.view2.solarize_prob, cfg.view1.blur_prob)
         (0.0, 0.2, 0.0)
         >>> augment_preset("simsiam", 16, "digits").view1.hflip_prob
         0.0
     """
-    if method not in _RECIPES:
-        raise ValueError(f"method: expected one of {list_augment_presets()}, got {method!r}")
+    if recipe not in _RECIPES:
+        raise ValueError(f"recipe: expected one of {list_augment_presets()}, got {recipe!r}")
     if dataset not in DATASET_STATS:
         raise ValueError(f"dataset: expected one of {sorted(DATASET_STATS)}, got {dataset!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
@@ -127,6 +118,6 @@ def augment_preset(method: str, image_size: int = 32, dataset: str = "cifar10") 
     if dataset == "digits":
         view1, view2 = _digits()
     else:
-        view1, view2 = _RECIPES[method](dataset != "imagefolder")
+        view1, view2 = _RECIPES[recipe](dataset != "imagefolder")
     mean, std = DATASET_STATS[dataset]
     return AugmentConfig(image_size=image_size, view1=view1, view2=view2, mean=list(mean), std=list(std))

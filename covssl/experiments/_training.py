@@ -28,6 +28,7 @@ from covssl.augment import EvalTransform, TwoViewAugment, augment_preset
 from covssl.data import ImageArrayDataset, load_dataset, prepare_cifar10_copy
 from covssl.diagnostics import center_residual, effective_rank, std_of_normalized
 from covssl.evaluate import encode, knn_accuracy
+from covssl.methods import get_method
 from covssl.methods.model import SSLModel
 from covssl.models import Predictor, Projector, create_backbone
 from covssl.objectives import Objective
@@ -173,7 +174,7 @@ def prepare_data(
     """Train/test splits, the method's augmentations for ``dataset`` and the fixed probe batch."""
     train = load_images(dataset, root, "train", setup.image_size)
     test = load_images(dataset, root, "test", setup.image_size)
-    config = augment_preset(method, image_size=setup.image_size, dataset=dataset)
+    config = augment_preset(get_method(method).views, image_size=setup.image_size, dataset=dataset)
     transform = EvalTransform(config)
     chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(setup.seed))[: setup.probe_size]
     images, _ = test.__getitems__(sorted(chosen.tolist()))

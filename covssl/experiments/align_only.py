@@ -40,17 +40,17 @@ from covssl.experiments.registry import (
     register_experiment,
 )
 from covssl.objectives import Objective
-from covssl.objectives.presets import PRESETS
+from covssl.methods import get_method
 
 ALIGN_ONLY = {"mse alone": "mse:25", "cosine alone": "cosine:1; normalize"}
 REGULARIZED = {
-    "VICReg (mse + variance + covariance)": PRESETS["vicreg"].spec,
+    "VICReg (mse + variance + covariance)": get_method("vicreg").objective,
     # The coding rate's gradient relative to the (batch-mean) alignment grows like weight * d, so the
     # preset's 0.005 (tuned at d = 128) is too weak for the 32-64 dimensions used here: 0.1 keeps the
     # same balance
     "cosine + coding rate": "cosine:1 + coding_rate(eps=0.5):0.1; normalize",
-    "Barlow Twins": PRESETS["barlow_twins"].spec,
-    "InfoNCE": PRESETS["simclr"].spec,
+    "Barlow Twins": get_method("barlow_twins").objective,
+    "InfoNCE": get_method("simclr").objective,
 }
 
 # Complete collapse, read on the normalized embeddings (scale-free): the spread of z/||z||

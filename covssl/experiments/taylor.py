@@ -41,7 +41,7 @@ from covssl.experiments.registry import (
     register_experiment,
 )
 from covssl.objectives import Objective, covariance_penalty
-from covssl.objectives.presets import PRESETS
+from covssl.methods import get_method
 
 SMALL_X = 0.1  # the slope is fitted on x = a ||S|| <= SMALL_X, where the a^4 term is < 8% of the a^3 one
 SLOPE_RANGE = (2.7, 3.3)
@@ -131,7 +131,7 @@ def _trained_embeddings(options: ExperimentOptions) -> tuple[str, torch.Tensor]:
     else:
         setup = tiny.TinySetup(steps=300, probe_every=300, knn_bank=0, optimizer="adamw", lr=0.01, seed=options.seed)
     data = tiny.prepare_data(setup, options.dataset, options.data_root, method="vicreg")
-    model = tiny.build_tiny_model(setup, Objective.from_spec(PRESETS["vicreg"].spec))
+    model = tiny.build_tiny_model(setup, Objective.from_spec(get_method("vicreg").objective))
     tiny.train_and_probe(model, data, setup)
     return f"trained (VICReg, {setup.steps} steps on {options.dataset})", tiny.probe(model, data.probe_images)[1]
 

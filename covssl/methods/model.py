@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from covssl.config import RunConfig
-from covssl.methods.registry import get_method
+from covssl.methods.registry import objective_spec
 from covssl.models import EMATarget, Predictor, Projector, create_backbone
 from covssl.objectives import Objective, ObjectiveOutput
 
@@ -89,8 +89,7 @@ def backbone_kwargs(config: RunConfig) -> dict[str, object]:
 
 def build_model(config: RunConfig) -> SSLModel:
     """Build the model a run configuration describes."""
-    method = get_method(config.method.name)
-    objective = Objective.from_spec(config.method.objective or method.objective, dim=config.model.projector_out)
+    objective = Objective.from_spec(objective_spec(config), dim=config.model.projector_out)
     backbone = create_backbone(config.model.backbone, **backbone_kwargs(config))
     projector = Projector(
         backbone.out_dim,

@@ -7,7 +7,7 @@ from covssl.models import convnet as convnet  # registers "small_convnet"
 from covssl.models import resnet as resnet  # registers "resnet18", "resnet34", "resnet50"
 from covssl.models.convnet import SmallConvNet
 from covssl.models.ema import EMATarget, cosine_momentum
-from covssl.models.heads import Predictor, Projector, list_projector_presets, predictor_preset, projector_preset
+from covssl.models.heads import Predictor, Projector
 from covssl.models.param_groups import param_groups_for_weight_decay
 from covssl.models.registry import create_backbone, list_backbones, register_backbone
 from covssl.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
@@ -23,10 +23,7 @@ __all__ = [
     "cosine_momentum",
     "create_backbone",
     "list_backbones",
-    "list_projector_presets",
     "param_groups_for_weight_decay",
-    "predictor_preset",
-    "projector_preset",
     "register_backbone",
     "resnet18",
     "resnet34",

@@ -1,4 +1,4 @@
-"""Projector (expander) and predictor MLPs, with each paper's dimensions as presets.
+"""Projector (expander) and predictor MLPs.
 
     Projector: z = W_L( ReLU(BN(W_{L-1} ... ReLU(BN(W_1 h)))) )   [then BN without affine]
     Predictor: p = W_2 ReLU(BN(W_1 z))                              (bottleneck MLP)
@@ -6,61 +6,15 @@
 Linear layers followed by a BatchNorm have no bias: BN subtracts the batch mean, which cancels
 any bias exactly (in train and eval mode), so it would only be a dead parameter.
 
-Paper settings (hidden dims -> output dim; "BN out" = non-affine BN on the output):
-
-    method         ImageNet (paper)                    CIFAR (paper, or solo-learn [6])
-    vicreg [0]     8192, 8192 -> 8192                  2048, 2048 -> 2048 [6]
-    barlow [1]     8192, 8192 -> 8192                  2048, 2048 -> 2048 [6]
-    simclr [2]     2048 -> 128 (hidden BN: code)       2048 -> 128 (appendix B.9)
-    simsiam [3]    2048, 2048 -> 2048, BN out          2048 -> 2048, BN out (2 layers, appendix D)
-    byol [4]       4096 -> 256                         4096 -> 256 [6]
-    corinfomax [5] -                                   2048, 2048 -> 64
-    coding_rate    2048, 2048 -> 256                   2048, 2048 -> 256
-
-    Predictors: SimSiam 2048 -> 512 -> 2048, BYOL 256 -> 4096 -> 256. coding_rate (SimDINO [7])
-    takes the DINO head's widths; DINO's head uses GELU without BN, ours is Linear-BN-ReLU.
-
-[0] Bardes, Ponce, LeCun, 2021, VICReg, https://arxiv.org/abs/2105.04906
-[1] Zbontar, Jing, Misra, LeCun, Deny, 2021, Barlow Twins, https://arxiv.org/abs/2103.03230
-[2] Chen, Kornblith, Norouzi, Hinton, 2020, SimCLR, https://arxiv.org/abs/2002.05709
-[3] Chen, He, 2021, SimSiam, https://arxiv.org/abs/2011.10566
-[4] Grill et al., 2020, BYOL, https://arxiv.org/abs/2006.07733
-[5] Ozsoy, Hamidi, Erdogan, 2022, CorInfoMax, https://arxiv.org/abs/2209.07999
-[6] da Costa, Fini, Nabi, Sebe, Ricci, 2022, solo-learn, https://arxiv.org/abs/2108.01775
-[7] Wu et al., 2025, SimDINO, https://arxiv.org/abs/2502.10385
+The widths each method's paper uses are in :mod:`covssl.methods.catalog`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
-
-_SCALES = ("cifar", "imagenet")
-_ALIASES = {"barlow": "barlow_twins", "barlowtwins": "barlow_twins", "simdino": "coding_rate"}
-
-# (method, scale) -> Projector keyword arguments (in_dim excluded); see the module docstring.
-_PROJECTORS: dict[tuple[str, str], dict[str, Any]] = {
-    ("vicreg", "cifar"): dict(hidden_dims=(2048, 2048), out_dim=2048, last_bias=False),
-    ("vicreg", "imagenet"): dict(hidden_dims=(8192, 8192), out_dim=8192, last_bias=False),
-    ("barlow_twins", "cifar"): dict(hidden_dims=(2048, 2048), out_dim=2048, last_bias=False),
-    ("barlow_twins", "imagenet"): dict(hidden_dims=(8192, 8192), out_dim=8192, last_bias=False),
-    # g(h) = W2 ReLU(W1 h) in the paper: no output bias.
-    ("simclr", "cifar"): dict(hidden_dims=(2048,), out_dim=128, last_bias=False),
-    ("simclr", "imagenet"): dict(hidden_dims=(2048,), out_dim=128, last_bias=False),
-    # The output BN is why SimSiam's output fc has no (trainable) bias.
-    ("simsiam", "cifar"): dict(hidden_dims=(2048,), out_dim=2048, last_batch_norm=True, last_bias=False),
-    ("simsiam", "imagenet"): dict(hidden_dims=(2048, 2048), out_dim=2048, last_batch_norm=True, last_bias=False),
-    ("byol", "cifar"): dict(hidden_dims=(4096,), out_dim=256),
-    ("byol", "imagenet"): dict(hidden_dims=(4096,), out_dim=256),
-    ("corinfomax", "cifar"): dict(hidden_dims=(2048, 2048), out_dim=64),
-    ("coding_rate", "cifar"): dict(hidden_dims=(2048, 2048), out_dim=256),
-    ("coding_rate", "imagenet"): dict(hidden_dims=(2048, 2048), out_dim=256),
-}
-
-# method -> (dim, hidden_dim) of the predictor; the same on CIFAR and ImageNet in the papers.
-_PREDICTORS: dict[str, tuple[int, int]] = {"simsiam": (2048, 512), "byol": (256, 4096)}
 
 
 def _check_dim(value: object, name: str) -> int:
@@ -154,54 +108,3 @@ class Predictor(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Embeddings (batch, dim) -> predictions (batch, dim)."""
         return self.layers(_check_features(z, self.in_dim))
-
-
-def _method_key(method: object) -> str:
-    if not isinstance(method, str):
-        raise ValueError(f"method: expected a string, got {type(method).__name__}")
-    key = method.lower().replace("-", "_")
-    return _ALIASES.get(key, key)
-
-
-def list_projector_presets() -> list[tuple[str, str]]:
-    """Sorted (method, scale) pairs accepted by :func:`projector_preset`."""
-    return sorted(_PROJECTORS)
-
-
-def projector_preset(method: str, in_dim: int, scale: str = "cifar") -> Projector:
-    """The projector of a method's paper (see the module docstring for dims and sources).
-
-    Args:
-        method: "vicreg", "barlow_twins" ("barlow"), "simclr", "simsiam", "byol",
-            "corinfomax" or "coding_rate" ("simdino").
-        in_dim: backbone feature dimension (``backbone.out_dim``).
-        scale: "cifar" or "imagenet".
-
-    Returns:
-        A freshly initialized :class:`Projector`.
-
-    Examples:
-        >>> projector_preset("simclr", 512).out_dim
-        128
-    """
-    if scale not in _SCALES:
-        raise ValueError(f"scale: expected one of {_SCALES}, got {scale!r}")
-    key = (_method_key(method), scale)
-    if key not in _PROJECTORS:
-        raise ValueError(
-            f"method: no {scale!r} projector preset for {method!r}; expected one of {list_projector_presets()}"
-        )
-    return Projector(in_dim, **_PROJECTORS[key])
-
-
-def predictor_preset(method: str) -> Predictor:
-    """The predictor of SimSiam (2048 -> 512 -> 2048) or BYOL (256 -> 4096 -> 256).
-
-    Examples:
-        >>> predictor_preset("simsiam").hidden_dim
-        512
-    """
-    key = _method_key(method)
-    if key not in _PREDICTORS:
-        raise ValueError(f"method: expected one of {sorted(_PREDICTORS)}, got {method!r}")
-    return Predictor(*_PREDICTORS[key])

@@ -13,11 +13,9 @@ from covssl.objectives.simsiam import cosine_alignment, negative_cosine, simsiam
 from covssl.objectives.alignment_uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge, vicreg_loss
 from covssl.objectives.objective import Objective, ObjectiveOutput
-from covssl.objectives.presets import PRESETS, list_presets, preset
 from covssl.objectives.terms import TERMS, TermDef, get_term
 
 __all__ = [
-    "PRESETS",
     "TERMS",
     "Objective",
     "ObjectiveOutput",
@@ -29,10 +27,8 @@ __all__ = [
     "covariance_penalty",
     "get_term",
     "info_nce_loss",
-    "list_presets",
     "matrix_entropy",
     "negative_cosine",
-    "preset",
     "simsiam_loss",
     "taylor_coding_rate",
     "uniformity",

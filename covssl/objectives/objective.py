@@ -2,7 +2,7 @@
 
     L = L_align(z1, z2) + sum_k lambda_k * Omega_k(z1, z2)
 
-The classic methods are presets of this composition (see :mod:`covssl.objectives.presets`);
+The classic methods are compositions of this kind (see :func:`covssl.methods.preset`);
 a user builds their own from names::
 
     Objective.from_spec("mse:25 + variance_hinge:25 + covariance_penalty:1")
@@ -61,6 +61,27 @@ def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
     return definition, params
 
 
+def resolve_terms(terms: tuple[TermSpec, ...]) -> list[tuple[TermDef, dict[str, object]]]:
+    """Each term's definition and checked parameters; at least one term, at most one alignment."""
+    if not terms:
+        raise ValueError("terms: expected at least one objective term, got none")
+    resolved = [_validated(t) for t in terms]
+    alignment = [t.name for t, (d, _) in zip(terms, resolved) if d.is_alignment]
+    if len(alignment) > 1:
+        raise ValueError(f"terms: expected at most one alignment term, got {alignment}")
+    return resolved
+
+
+def check_spec(text: str) -> tuple[TermDef, ...]:
+    """Parse and check a spec string without building the objective; returns the terms' definitions.
+
+    Examples:
+        >>> [t.kind for t in check_spec("mse:25 + variance_hinge:25")]
+        ['align', 'branch']
+    """
+    return tuple(definition for definition, _ in resolve_terms(parse_spec(text).terms))
+
+
 class Objective(nn.Module):
     """A weighted sum of named terms (see :mod:`covssl.objectives.terms` for the registry).
 
@@ -82,13 +103,8 @@ class Objective(nn.Module):
     def __init__(self, terms: Iterable[TermSpec], normalize: bool = False, dim: int | None = None) -> None:
         super().__init__()
         self.term_specs = tuple(terms)
-        if not self.term_specs:
-            raise ValueError("terms: expected at least one objective term, got none")
         self.normalize = bool(normalize)
-        self._resolved = [_validated(t) for t in self.term_specs]
-        alignment = [t.name for t, (d, _) in zip(self.term_specs, self._resolved) if d.is_alignment]
-        if len(alignment) > 1:
-            raise ValueError(f"terms: expected at most one alignment term, got {alignment}")
+        self._resolved = resolve_terms(self.term_specs)
         self.stateful = nn.ModuleDict()
         for spec, (definition, params) in zip(self.term_specs, self._resolved):
             if definition.kind == "stateful":

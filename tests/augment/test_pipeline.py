@@ -34,7 +34,7 @@ def test_doctests() -> None:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize(("method", "dataset", "size"), [("vicreg", "cifar10", 32), ("simclr", "imagefolder", 24)])
+@pytest.mark.parametrize(("method", "dataset", "size"), [("byol", "cifar10", 32), ("simclr", "imagefolder", 24)])
 def test_shapes_dtype_device_and_ranges(device: str, method: str, dataset: str, size: int) -> None:
     aug = TwoViewAugment(augment_preset(method, size, dataset)).to(device)
     images = _uint8(6, 40).to(device)
@@ -218,7 +218,7 @@ def test_bad_images_raise(images: object, module: type) -> None:
 
 
 def test_eval_transform_normalizes_and_resizes() -> None:
-    cfg = augment_preset("default")
+    cfg = augment_preset("byol")
     images = _uint8(4, 32)
     ref = (images.double() / 255 - torch.tensor(cfg.mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
         cfg.std, dtype=torch.float64

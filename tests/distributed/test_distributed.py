@@ -21,7 +21,7 @@ from torch import nn
 from covssl import distributed
 from covssl.augment import AugmentConfig, TwoViewAugment, ViewConfig
 from covssl.models.global_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
-from covssl.objectives import preset
+from covssl.methods import preset
 from covssl.distributed import local_rows
 from covssl.train.randomness import augment_generator
 

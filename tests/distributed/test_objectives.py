@@ -22,15 +22,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from covssl import distributed
+from covssl.methods import METHODS, preset
 from covssl.objectives import (
-    PRESETS,
     barlow_twins_loss,
     coding_rate,
     covariance_penalty,
     get_term,
     info_nce_loss,
     matrix_entropy,
-    preset,
     taylor_coding_rate,
     uniformity,
     variance_hinge,
@@ -126,7 +125,7 @@ def _worker(rank: int, payload: dict[str, Any]) -> dict[str, Any]:
 
     rows = distributed.local_rows(N)
     batches = payload["batches"]
-    result: dict[str, Any] = {"presets": {name: _run_objective(name, batches, rows) for name in PRESETS}}
+    result: dict[str, Any] = {"presets": {name: _run_objective(name, batches, rows) for name in METHODS}}
     result["standalone"] = {
         (name, shape): _run_standalone(fn, payload["shaped"][shape], rows)
         for name, fn in STANDALONE.items()
@@ -166,7 +165,7 @@ def _check_grads(per_rank: list[list[torch.Tensor | None]], reference: list[torc
             torch.testing.assert_close(grads[i] / WORLD, ref[_rank_rows(r)], **TOL)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(METHODS))
 def test_preset_matches_one_process_on_the_global_batch(ranks: list[dict[str, Any]], name: str) -> None:
     reference = _run_objective(name, _batches(0, N, D), slice(None))
     for step, ref in enumerate(reference):  # two steps: CorInfoMax's running state must stay in sync
@@ -298,7 +297,6 @@ def test_a_plain_all_reduce_breaks_the_gradient_and_the_differentiable_one_does_
 
 def _nan_on_rank_zero(rank: int, _payload: object) -> str:
     from covssl._checks import NonFiniteError
-    from covssl.objectives import preset
 
     z1, z2 = torch.randn(8, 16, dtype=torch.float64), torch.randn(8, 16, dtype=torch.float64)
     if rank == 0:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from covssl.models.heads import Predictor, Projector, list_projector_presets, predictor_preset, projector_preset
+from covssl.models.heads import Predictor, Projector
 
 EPS = 1e-5  # BatchNorm1d default
 
@@ -96,69 +96,6 @@ def test_predictor_matches_float64_reference() -> None:
     expected = torch.relu(bn_train(x @ l1.weight.T, bn.weight, bn.bias)) @ l2.weight.T + l2.bias
     torch.testing.assert_close(pred(x), expected)
     assert (pred.in_dim, pred.hidden_dim, pred.out_dim) == (6, 3, 6)
-
-
-# The papers' projectors, written out independently of the module's table:
-# (method, scale) -> (hidden dims, out dim, output BN)
-PAPER_PROJECTORS = {
-    ("vicreg", "cifar"): ((2048, 2048), 2048, False),
-    ("vicreg", "imagenet"): ((8192, 8192), 8192, False),
-    ("barlow_twins", "cifar"): ((2048, 2048), 2048, False),
-    ("barlow_twins", "imagenet"): ((8192, 8192), 8192, False),
-    ("simclr", "cifar"): ((2048,), 128, False),
-    ("simclr", "imagenet"): ((2048,), 128, False),
-    ("simsiam", "cifar"): ((2048,), 2048, True),
-    ("simsiam", "imagenet"): ((2048, 2048), 2048, True),
-    ("byol", "cifar"): ((4096,), 256, False),
-    ("byol", "imagenet"): ((4096,), 256, False),
-    ("corinfomax", "cifar"): ((2048, 2048), 64, False),
-    ("coding_rate", "cifar"): ((2048, 2048), 256, False),
-    ("coding_rate", "imagenet"): ((2048, 2048), 256, False),
-}
-
-
-def test_every_preset_is_documented_here() -> None:
-    assert list_projector_presets() == sorted(PAPER_PROJECTORS)
-
-
-@pytest.mark.parametrize(("method", "scale"), sorted(PAPER_PROJECTORS))
-def test_projector_presets(method: str, scale: str) -> None:
-    hidden, out_dim, out_bn = PAPER_PROJECTORS[(method, scale)]
-    with torch.device("meta"):  # no memory for the 8192-wide ImageNet heads
-        proj = projector_preset(method, 512, scale)
-    lins, bns = linears_and_bns(proj)
-    assert [m.out_features for m in lins] == [*hidden, out_dim]
-    assert lins[0].in_features == 512
-    assert proj.out_dim == out_dim
-    assert len(bns) == len(hidden) + out_bn
-
-
-def test_small_preset_forward() -> None:
-    proj = projector_preset("simclr", 16)
-    assert proj(torch.randn(4, 16)).shape == (4, 128)
-
-
-def test_preset_aliases_and_errors() -> None:
-    with torch.device("meta"):
-        assert projector_preset("Barlow", 8).hidden_dims == projector_preset("barlow_twins", 8).hidden_dims
-        assert projector_preset("SimDINO", 8).out_dim == 256
-    with pytest.raises(ValueError, match="simclr"):
-        projector_preset("mocov3", 8)
-    with pytest.raises(ValueError, match="scale"):
-        projector_preset("vicreg", 8, scale="stl10")
-    with pytest.raises(ValueError, match="corinfomax"):
-        projector_preset("corinfomax", 8, scale="imagenet")
-    with pytest.raises(ValueError, match="in_dim"):
-        projector_preset("vicreg", 0)
-
-
-def test_predictor_presets() -> None:
-    with torch.device("meta"):
-        simsiam, byol = predictor_preset("simsiam"), predictor_preset("BYOL")
-    assert (simsiam.in_dim, simsiam.hidden_dim) == (2048, 512)
-    assert (byol.in_dim, byol.hidden_dim) == (256, 4096)
-    with pytest.raises(ValueError, match="byol"):
-        predictor_preset("vicreg")
 
 
 def test_bad_dims_and_inputs_raise() -> None:

@@ -27,7 +27,7 @@ from covssl.train.checkpoint import CheckpointError, checksum_path, load_checkpo
 from covssl.train.restore import load_run
 from covssl.train.run_dir import prepare_run_dir
 
-from ._runs import TINY, tiny_config
+from tests.train._runs import TINY, tiny_config
 
 # ------------------------------------------------------------------------------------------------
 # builders

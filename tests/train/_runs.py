@@ -1,4 +1,4 @@
-"""Shared helpers for the reliability tests: a tiny run, its CLI arguments, crash subprocesses."""
+"""Shared helpers for the training tests: a tiny run, its CLI arguments, crash subprocesses."""
 
 from __future__ import annotations
 

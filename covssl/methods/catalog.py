@@ -1,0 +1,111 @@
+"""Every method covssl ships, one entry each: objective, augmentation recipe, model and optimizer.
+
+CIFAR settings follow the papers' CIFAR recipes where they publish one and solo-learn's [6]
+otherwise: a 2048-wide projector for the covariance methods, SGD/LARS with the learning rates
+reported for a batch of 256. The papers' ImageNet projectors, for reference (hidden dims -> d):
+VICReg and Barlow Twins 8192, 8192 -> 8192; SimCLR 2048 -> 128; SimSiam 2048, 2048 -> 2048 with
+BN on the output; BYOL 4096 -> 256 with a 4096-wide predictor; SimDINO's head 2048, 2048 -> 256.
+
+[0] Bardes, Ponce, LeCun, 2021, VICReg, https://arxiv.org/abs/2105.04906
+[1] Zbontar, Jing, Misra, LeCun, Deny, 2021, Barlow Twins, https://arxiv.org/abs/2103.03230
+[2] Chen, Kornblith, Norouzi, Hinton, 2020, SimCLR, https://arxiv.org/abs/2002.05709
+[3] Chen, He, 2021, SimSiam, https://arxiv.org/abs/2011.10566
+[4] Grill et al., 2020, BYOL, https://arxiv.org/abs/2006.07733
+[5] Ozsoy, Hamdan, Arik, Yuret, Erdogan, 2022, CorInfoMax, https://arxiv.org/abs/2209.07999
+[6] da Costa, Fini, Nabi, Sebe, Ricci, 2022, solo-learn, https://arxiv.org/abs/2108.01775
+[7] Wu et al., 2025, SimDINO, https://arxiv.org/abs/2502.10385; Yu et al., 2020, MCR2,
+    https://arxiv.org/abs/2006.08558
+"""
+
+from __future__ import annotations
+
+from covssl.methods.registry import MethodDef, register_method
+
+_COV_PROJECTOR = {"projector_hidden": [2048, 2048], "projector_out": 2048, "projector_last_bn": False}
+_LARS = {"optimizer": "lars", "lr": 0.3, "weight_decay": 1e-4, "warmup_epochs": 10.0}
+
+register_method(
+    MethodDef(
+        "vicreg",
+        "mse:25 + variance_hinge:25 + covariance_penalty:1",
+        "invariance + variance hinge + off-diagonal covariance (official weights 25/25/1)",
+        "Bardes, Ponce, LeCun 2021, https://arxiv.org/abs/2105.04906",
+        views="byol",  # [0] reuses BYOL's asymmetric views
+        model=_COV_PROJECTOR,
+        optim=_LARS,
+    )
+)
+register_method(
+    MethodDef(
+        "barlow_twins",
+        "barlow_twins(lambd=0.0051):1",
+        "cross-correlation of standardized views driven to the identity",
+        "Zbontar et al. 2021, https://arxiv.org/abs/2103.03230",
+        views="byol",  # [1] reuses BYOL's asymmetric views
+        model=_COV_PROJECTOR,
+        optim=_LARS,
+    )
+)
+register_method(
+    MethodDef(
+        "coding_rate",
+        # R is a sum over the batch while the alignment is a mean, so R's weight is small.
+        "cosine:1 + coding_rate(eps=0.5):0.005; normalize",
+        "SimDINO-style: l2-normalize, align the views, maximize the coding rate (log-det)",
+        "Wu et al. 2025, https://arxiv.org/abs/2502.10385; Yu et al. 2020, https://arxiv.org/abs/2006.08558",
+        views="byol",  # [7] keeps DINO's augmentations, whose two global crops are BYOL's recipe
+        model={"projector_hidden": [2048], "projector_out": 128, "projector_last_bn": False},
+        optim=_LARS,
+    )
+)
+register_method(
+    MethodDef(
+        "simclr",
+        "info_nce(temperature=0.5):1",
+        "NT-Xent contrastive loss, 2B-2 negatives per anchor",
+        "Chen et al. 2020, https://arxiv.org/abs/2002.05709",
+        views="simclr",
+        model={"projector_hidden": [2048], "projector_out": 128, "projector_last_bn": False},  # [2] B.9
+        optim={"optimizer": "lars", "lr": 0.4, "weight_decay": 1e-5, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "simsiam",
+        "negative_cosine:1",
+        "predictor + stop-gradient, symmetric negative cosine",
+        "Chen & He 2021, https://arxiv.org/abs/2011.10566",
+        views="simsiam",
+        # [3] appendix D: a 2-layer projector with BN on its output, a 512-wide bottleneck predictor
+        model={"projector_hidden": [2048], "projector_out": 2048, "projector_last_bn": True, "predictor_hidden": 512},
+        optim={"optimizer": "sgd", "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 0.0},
+    )
+)
+register_method(
+    MethodDef(
+        "corinfomax",
+        "mse:250 + corinfomax:1; normalize",
+        "running-covariance log-det (per view) + MSE alignment, official CIFAR-10 weights (d=64)",
+        "Ozsoy et al. 2022, https://arxiv.org/abs/2209.07999",
+        views="byol",  # [5] trains with the BYOL-style views of its solo-learn base
+        model={"projector_hidden": [2048, 2048], "projector_out": 64, "projector_last_bn": False},
+        optim={"optimizer": "sgd", "lr": 0.5, "weight_decay": 1e-4, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "byol",
+        "negative_cosine:1",
+        "online predictor chases an EMA target network (no negatives, no covariance term)",
+        "Grill et al. 2020, https://arxiv.org/abs/2006.07733",
+        views="byol",
+        model={
+            "projector_hidden": [4096],
+            "projector_out": 256,
+            "projector_last_bn": False,
+            "predictor_hidden": 4096,
+            "ema_momentum": 0.99,
+        },
+        optim={"optimizer": "lars", "lr": 1.0, "weight_decay": 1e-5, "warmup_epochs": 10.0},
+    )
+)

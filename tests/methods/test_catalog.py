@@ -1,0 +1,72 @@
+"""Tests of covssl/methods/registry.py and catalog.py: each method is one complete entry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from covssl.augment import list_augment_presets
+from covssl.methods import METHODS, MethodDef, get_method, list_methods, method_defaults, preset, register_method
+from covssl.objectives.objective import check_spec
+
+# The papers' CIFAR heads, written out independently of the catalog (solo-learn's where the
+# paper has none): method -> (projector hidden dims, d, output BN, predictor width or 0).
+PAPER_HEADS = {
+    "vicreg": ([2048, 2048], 2048, False, 0),
+    "barlow_twins": ([2048, 2048], 2048, False, 0),
+    "simclr": ([2048], 128, False, 0),
+    "simsiam": ([2048], 2048, True, 512),
+    "byol": ([4096], 256, False, 4096),
+    "corinfomax": ([2048, 2048], 64, False, 0),
+    "coding_rate": ([2048], 128, False, 0),
+}
+PAPER_VIEWS = {"simclr": "simclr", "simsiam": "simsiam"}  # every other method uses BYOL's views
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_is_complete(name: str) -> None:
+    method = get_method(name)
+    assert method.views in list_augment_presets()
+    definitions = check_spec(method.objective)  # parses, every term and parameter exists
+    needs_predictor = any(d.kind == "predict" for d in definitions)
+    assert (method.model.get("predictor_hidden", 0) > 0) == needs_predictor
+    assert method.paper.startswith(method.paper.split()[0]) and "arxiv.org" in method.paper
+    assert method.optim["optimizer"] in ("sgd", "lars", "adamw") and method.optim["lr"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_HEADS))
+def test_heads_and_views_are_the_papers(name: str) -> None:
+    method = get_method(name)
+    hidden, out_dim, out_bn, predictor = PAPER_HEADS[name]
+    assert method.model["projector_hidden"] == hidden and method.model["projector_out"] == out_dim
+    assert method.model["projector_last_bn"] == out_bn
+    assert method.model.get("predictor_hidden", 0) == predictor
+    assert method.views == PAPER_VIEWS.get(name, "byol")
+
+
+def test_only_byol_has_an_ema_target() -> None:
+    assert [n for n in list_methods() if get_method(n).model.get("ema_momentum")] == ["byol"]
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_preset_builds_the_methods_objective(name: str) -> None:
+    objective = preset(name, dim=8)
+    assert objective.spec == preset(objective.spec and name, dim=8).spec
+    z1, z2 = torch.randn(16, 8, dtype=torch.float64), torch.randn(16, 8, dtype=torch.float64)
+    extra = (z1 + 0.1, z2 - 0.1) if objective.needs_predictions else ()
+    assert torch.isfinite(objective(z1, z2, *extra).loss)
+
+
+def test_method_defaults_carry_the_entry() -> None:
+    layer = method_defaults("simsiam", "cifar10")
+    assert layer["model"] == get_method("simsiam").model and layer["model"] is not get_method("simsiam").model
+    assert layer["augment"]["view1"]["crop_scale"] == [0.2, 1.0]  # SimSiam's recipe
+    assert method_defaults("simsiam", "digits")["augment"]["view1"]["hflip_prob"] == 0.0
+
+
+def test_unknown_and_duplicate_names() -> None:
+    with pytest.raises(ValueError, match="method.name: unknown method 'dino'; choose one of: barlow_twins"):
+        preset("dino")
+    with pytest.raises(ValueError, match="already"):
+        register_method(MethodDef("vicreg", "mse", "again", "nobody", views="byol"))
+    assert "vicreg" in METHODS
