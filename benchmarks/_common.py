@@ -112,3 +112,21 @@ def cifar_benchmark_parser(
     parser.add_argument("--out", type=Path, default=out, help=f"CSV to write (default {out})")
     parser.add_argument("--runs", type=Path, default=runs, help=f"run folders (default {runs})")
     return parser
+
+
+def method_overrides(method: str, batch_size: int, projector_out: int, quick: bool) -> list[str]:
+    """What one method needs under a protocol shared by all of them.
+
+    The quick mode's small heads give SimSiam and BYOL a 16-wide predictor. W-MSE whitens windows
+    of 128 rows, which must divide the batch and exceed the embedding dimension: smaller batches
+    whiten the whole batch, and an embedding as wide as the window is halved.
+    """
+    overrides = []
+    if quick and method in ("simsiam", "byol"):
+        overrides.append("model.predictor_hidden=16")
+    if method == "w_mse":
+        window = 128 if batch_size % 128 == 0 else batch_size
+        overrides.append(f"method.objective=wmse(w_size={window}):1")
+        if projector_out >= window:
+            overrides.append(f"model.projector_out={window // 2}")
+    return overrides

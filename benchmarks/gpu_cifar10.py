@@ -31,7 +31,7 @@ import torch
 
 from covssl.resolve import load_config
 from covssl.methods import list_methods
-from _common import cifar_benchmark_parser, data_overrides, describe_machine, run_each
+from _common import cifar_benchmark_parser, data_overrides, describe_machine, method_overrides, run_each
 from covssl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +94,8 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
     if args.quick:  # small heads and one warm-up-free epoch: only keeps the script working
         overrides += ["model.projector_hidden=[64]", "model.projector_out=32", "optim.warmup_epochs=0",
                       "augment.image_size=16"]
-        if method in ("simsiam", "byol"):
-            overrides.append("model.predictor_hidden=16")
+    projector_out = 32 if args.quick else load_config(None, [f"method.name={method}"]).model.projector_out
+    overrides += method_overrides(method, args.batch_size, projector_out, args.quick)
     return overrides + list(args.set)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from _common import describe_machine, write_rows
+from _common import describe_machine, method_overrides, write_rows
 from covssl.resolve import load_config
 from covssl.methods import list_methods
 from covssl.methods.model import build_model
@@ -43,8 +43,8 @@ def measure(method: str, args: argparse.Namespace) -> dict[str, object]:
     overrides = [f"method.name={method}", f"model.width={args.width}", f"train.batch_size={args.batch_size}"]
     if args.quick:
         overrides += ["model.backbone=small_convnet", "model.projector_hidden=[64]", "model.projector_out=32"]
-        if method in ("simsiam", "byol"):
-            overrides.append("model.predictor_hidden=16")
+    projector_out = load_config(None, overrides).model.projector_out
+    overrides += method_overrides(method, args.batch_size, projector_out, args.quick)
     config = load_config(None, overrides)
     torch.manual_seed(0)
     model = build_model(config)

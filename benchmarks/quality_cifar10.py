@@ -32,7 +32,8 @@ from covssl.augment import augment_preset
 from covssl.resolve import load_config
 from covssl.methods import list_methods
 from _common import (
-    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
+    cifar_benchmark_parser, data_overrides, describe_machine, method_overrides, peak_memory_mb, reset_peak_memory,
+    run_each,
 )
 from covssl.train import train
 
@@ -107,8 +108,7 @@ def protocol_overrides(method: str, args: argparse.Namespace) -> list[str]:
     if args.augment != "method":  # the same views for all; "method" keeps each paper's own recipe
         overrides += common_augment(args.augment, args.image_size, args.dataset)
     overrides += [f"augment.{view}.crop_scale=[{args.crop_min_scale},1.0]" for view in ("view1", "view2")]
-    if args.quick and method in ("simsiam", "byol"):
-        overrides.append("model.predictor_hidden=16")
+    overrides += method_overrides(method, args.batch_size, args.projector_out, args.quick)
     return overrides + list(args.set)
 
 

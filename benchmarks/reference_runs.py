@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 
 COMMON = ["train.log_every=1", "eval.baselines=false", "train.progress=false", "data.max_eval_images=64"]
+# W-MSE whitens windows of 128 rows, which needs d < 128: the offline default's projector is 512 wide
+METHOD_EXTRAS = {"w_mse": ["model.projector_out=64"]}
 
 
 def reference_runs(cifar: str | None) -> dict[str, list[str]]:
@@ -37,7 +39,7 @@ def reference_runs(cifar: str | None) -> dict[str, list[str]]:
 
     runs = {"digits": ["train.epochs=2", *COMMON]}
     for method in list_methods():
-        runs[f"method-{method}"] = [f"method.name={method}", "train.epochs=1", *COMMON]
+        runs[f"method-{method}"] = [f"method.name={method}", "train.epochs=1", *METHOD_EXTRAS.get(method, []), *COMMON]
     if cifar is not None:
         runs["cifar10"] = [
             "-c", "cifar10/cpu_fast", f"data.root={cifar}", "data.max_train_images=512", "train.epochs=1",

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from _common import (
-    cifar_benchmark_parser, data_overrides, describe_machine, peak_memory_mb, reset_peak_memory, run_each,
+    cifar_benchmark_parser, data_overrides, describe_machine, method_overrides, peak_memory_mb, reset_peak_memory,
+    run_each,
 )
 from covssl.resolve import load_config
 from covssl.methods import list_methods
@@ -44,8 +45,8 @@ def run(method: str, args: argparse.Namespace, out_root: Path) -> dict[str, obje
     overrides += data_overrides(args.dataset, args.root, args.images, args.eval_images)
     if args.quick:  # small heads: the quick mode only keeps the script working
         overrides += ["model.projector_hidden=[64]", "model.projector_out=32"]
-        if method in ("simsiam", "byol"):
-            overrides.append("model.predictor_hidden=16")
+    projector_out = load_config(None, overrides).model.projector_out
+    overrides += method_overrides(method, args.batch_size, projector_out, args.quick)
     config = load_config(None, overrides + list(args.set))
     reset_peak_memory()  # this method's own peak, not the process's running maximum
     started = time.perf_counter()

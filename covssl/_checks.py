@@ -42,6 +42,14 @@ def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise :class:`NonFiniteError` naming ``name`` if ``x`` has NaN/inf entries (skipped inside
+    :func:`finite_values_checked`, whose caller has checked the values the tensor comes from)."""
+    if not _FINITE_CHECKED.get() and not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(f"{name}: expected finite values, got {int((~torch.isfinite(x)).sum())} NaN/inf entries")
+    return x
+
+
 def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
     """Check that ``z`` is a finite floating tensor of shape (batch, dim) with batch >= 2."""
     if not isinstance(z, torch.Tensor):

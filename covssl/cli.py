@@ -110,7 +110,8 @@ def methods() -> None:
     from covssl.objectives.spec import parse_spec
 
     table = Table(title="covssl methods (L = L_align + sum_k lambda_k Omega_k)")
-    for column in ("method", "objective spec", "terms", "CIFAR defaults", "paper"):
+    table.add_column("method", no_wrap=True)
+    for column in ("objective spec", "terms", "CIFAR defaults", "paper"):
         table.add_column(column, overflow="fold")
     for name in sorted(METHODS):
         method = METHODS[name]

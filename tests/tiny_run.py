@@ -19,6 +19,10 @@ TINY = [
 STEPS_PER_EPOCH = 4  # 64 images / batch 16
 
 
-def predictor_overrides(method: str) -> list[str]:
-    """Methods whose objective compares predictions with targets need a predictor."""
-    return ["model.predictor_hidden=16"] if method in ("simsiam", "byol") else []
+def method_overrides(method: str) -> list[str]:
+    """What a method needs on top of TINY: a predictor, or (W-MSE) a whitening window of the batch."""
+    if method in ("simsiam", "byol"):
+        return ["model.predictor_hidden=16"]  # the objective compares predictions with targets
+    if method == "w_mse":
+        return ["method.objective=wmse(w_size=16):1", "model.projector_out=8"]  # 16 rows > d = 8
+    return []

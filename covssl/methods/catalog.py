@@ -15,6 +15,9 @@ BN on the output; BYOL 4096 -> 256 with a 4096-wide predictor; SimDINO's head 20
 [6] da Costa, Fini, Nabi, Sebe, Ricci, 2022, solo-learn, https://arxiv.org/abs/2108.01775
 [7] Wu et al., 2025, SimDINO, https://arxiv.org/abs/2502.10385; Yu et al., 2020, MCR2,
     https://arxiv.org/abs/2006.08558
+
+The rest of the family follows; where a paper publishes no CIFAR recipe (VISReg, TiCo, MEC,
+Matrix-SSL, I-VNE+, VIbCReg), the entry says whose CIFAR setting it borrows.
 """
 
 from __future__ import annotations
@@ -107,5 +110,116 @@ register_method(
             "ema_momentum": 0.99,
         },
         optim={"optimizer": "lars", "lr": 1.0, "weight_decay": 1e-5, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "visreg",
+        # (1 - lambda) * LeJEPA's invariance + lambda * VISReg, lambda = 0.6 (the paper's small-data
+        # value); with two views the invariance mean_v ||z_v - mean view||^2 is mse / 4.
+        "mse:0.1 + visreg:0.6",
+        "scale + centre + sliced-Wasserstein shape to N(0, I), fresh random slices every step",
+        "Wu, Balestriero, Levine 2026, https://arxiv.org/abs/2606.02572",
+        views="byol",
+        # no CIFAR recipe published: the paper's 2048-2048-256 head, AdamW as in its ViT runs
+        model={"projector_hidden": [2048, 2048], "projector_out": 256, "projector_last_bn": False},
+        optim={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "frossl",
+        "frossl:1",
+        "log Frobenius norm of each view's trace-normalized covariance + MSE of unit-norm columns",
+        "Skean et al. 2023, https://arxiv.org/abs/2310.02903",
+        views="simclr",  # the official CIFAR config: SimCLR's symmetric views, no blur or solarize
+        model={"projector_hidden": [2048, 2048], "projector_out": 1024, "projector_last_bn": False},
+        optim=_LARS,  # the official CIFAR config: LARS lr 0.3, wd 1e-4, 1000 epochs
+    )
+)
+register_method(
+    MethodDef(
+        "spectral_contrastive",
+        "spectral_contrastive(mu=1):1",
+        "-2 <z1_i, z2_i> + squared cross-view inner products of other pairs (spectral decomposition)",
+        "HaoChen, Wei, Gaidon, Ma 2021, https://arxiv.org/abs/2106.04156",
+        views="simsiam",  # the official CIFAR-10 config: SimSiam's augmentations
+        model={"projector_hidden": [2048], "projector_out": 1000, "projector_last_bn": True},
+        optim={"optimizer": "sgd", "lr": 0.03, "weight_decay": 5e-4, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "tico",
+        "tico(beta=0.9, rho=8):1",
+        "cosine invariance + running-covariance contrast of the first view (its own alignment)",
+        "Zhu et al. 2022, https://arxiv.org/abs/2206.10698",
+        views="byol",
+        # no CIFAR recipe published: the paper's 4096 -> 256 head with BYOL's CIFAR optimizer
+        model={"projector_hidden": [4096], "projector_out": 256, "projector_last_bn": False},
+        optim=_LARS,
+    )
+)
+register_method(
+    MethodDef(
+        "mec",
+        "mec(eps=64, order=4):1",
+        "maximum entropy coding: Taylor series of the cross-view log-det (a coding length)",
+        "Liu, Wang, Li, Wang 2022, https://arxiv.org/abs/2210.11464",
+        views="byol",
+        # the official ImageNet head and optimizer; the official code adds a predictor and an
+        # EMA teacher, which this symmetric entry leaves out
+        model={"projector_hidden": [2048, 2048], "projector_out": 2048, "projector_last_bn": True},
+        optim={"optimizer": "sgd", "lr": 0.5, "weight_decay": 1e-5, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "matrix_ssl",
+        "matrix_ssl(lambd=0.5, mu=0.5, order=4, gamma=1):1",
+        "matrix cross-entropy: cross-covariance to the identity + one view's covariance to the other's",
+        "Zhang, Tan, Yang, Huang, Yuan 2024, https://arxiv.org/abs/2305.17326",
+        views="byol",
+        # the official ImageNet head and optimizer, symmetric (no EMA teacher), as for MEC
+        model={"projector_hidden": [2048, 2048], "projector_out": 2048, "projector_last_bn": True},
+        optim={"optimizer": "sgd", "lr": 0.5, "weight_decay": 1e-5, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "w_mse",
+        "wmse(w_size=128):1",
+        "MSE of unit-norm views after Cholesky whitening over sub-batches of 128",
+        "Ermolov, Siarohin, Sangineto, Sebe 2021, https://arxiv.org/abs/2007.06346",
+        views="simsiam",  # the official CIFAR crops (scale 0.2-1) and jitter; its grayscale p is 0.1
+        # the official CIFAR-10 run: 1024 -> 64 head, Adam lr 3e-3, wd 1e-6, ~500 warm-up steps
+        model={"projector_hidden": [1024], "projector_out": 64, "projector_last_bn": False},
+        optim={"optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-6, "warmup_epochs": 2.0},
+    )
+)
+register_method(
+    MethodDef(
+        "i_vne",
+        # I-VNE+: -(alpha_1 mean cos + alpha_2 VNE); cosine is 1 - cos, so this is that loss + 4.16
+        "cosine:4.16 + von_neumann_entropy:1",
+        "cosine invariance + von Neumann entropy of the unit-row autocorrelation, maximized",
+        "Kim, Kang, Hwang, Shin, Rhee 2023, https://arxiv.org/abs/2304.01434",
+        views="byol",
+        # the official ImageNet-100 head and SGD; no CIFAR recipe published
+        model={"projector_hidden": [2048, 2048], "projector_out": 256, "projector_last_bn": True},
+        optim={"optimizer": "sgd", "lr": 0.4, "weight_decay": 1e-4, "warmup_epochs": 10.0},
+    )
+)
+register_method(
+    MethodDef(
+        "vibcreg",
+        # the official weights 25 / 25 / 200 with the two views' hinges and penalties summed;
+        # the IterNorm at the end of VIbCReg's projector is not part of this entry
+        "mse:25 + variance_hinge:50 + correlation_penalty:200",
+        "VICReg with the covariance penalty on the correlation matrix (scale-free decorrelation)",
+        "Lee & Aune 2021, https://arxiv.org/abs/2109.00783",
+        views="byol",
+        model=_COV_PROJECTOR,  # a time-series paper: VICReg's CIFAR setting
+        optim=_LARS,
     )
 )

@@ -12,26 +12,52 @@ from covssl.objectives.matrix_information import matrix_entropy
 from covssl.objectives.simsiam import cosine_alignment, negative_cosine, simsiam_loss
 from covssl.objectives.alignment_uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge, vicreg_loss
+from covssl.objectives.frossl import frossl_loss, frossl_regularizer
+from covssl.objectives.matrix_ssl import matrix_ssl_loss
+from covssl.objectives.mec import mec_loss
+from covssl.objectives.spectral_contrastive import spectral_contrastive_loss
+from covssl.objectives.tico import TiCoRegularizer, tico_loss
+from covssl.objectives.vibcreg import correlation_penalty, vibcreg_loss
+from covssl.objectives.visreg_regularizer import VISRegRegularizer, visreg
+from covssl.objectives.vne import i_vne_loss, von_neumann_entropy
+from covssl.objectives.wasserstein_uniformity import w2_uniformity
+from covssl.objectives.wmse import cholesky_whiten, wmse_loss
 from covssl.objectives.objective import Objective, ObjectiveOutput
 from covssl.objectives.terms import TERMS, TermDef, get_term
 
 __all__ = [
-    "TERMS",
     "Objective",
     "ObjectiveOutput",
+    "TERMS",
     "TermDef",
+    "TiCoRegularizer",
+    "VISRegRegularizer",
     "barlow_twins_loss",
+    "cholesky_whiten",
     "coding_rate",
+    "correlation_penalty",
     "cosine_alignment",
     "covariance",
     "covariance_penalty",
+    "frossl_loss",
+    "frossl_regularizer",
     "get_term",
+    "i_vne_loss",
     "info_nce_loss",
     "matrix_entropy",
+    "matrix_ssl_loss",
+    "mec_loss",
     "negative_cosine",
     "simsiam_loss",
+    "spectral_contrastive_loss",
     "taylor_coding_rate",
+    "tico_loss",
     "uniformity",
     "variance_hinge",
+    "vibcreg_loss",
     "vicreg_loss",
+    "visreg",
+    "von_neumann_entropy",
+    "w2_uniformity",
+    "wmse_loss",
 ]

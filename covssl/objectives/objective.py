@@ -49,6 +49,7 @@ def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
     definition = get_term(term.name)
     defaults = definition.defaults()
     params: dict[str, object] = {}
+    integers = definition.integer_params()
     for key, value in term.params:
         if key not in defaults:
             choices = ", ".join(defaults) or "none"
@@ -57,7 +58,11 @@ def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
         if isinstance(default, bool) != isinstance(value, bool):
             kind = "true or false" if isinstance(default, bool) else "a number"
             raise ValueError(f"parameter {key!r} of term {term.name!r}: expected {kind}, got {value!r}")
-        params[key] = int(value) if isinstance(default, int) and not isinstance(default, bool) else value
+        if key in integers and not isinstance(value, bool):
+            if not float(value).is_integer():
+                raise ValueError(f"parameter {key!r} of term {term.name!r}: expected an integer, got {value!r}")
+            value = int(value)
+        params[key] = value
     return definition, params
 
 

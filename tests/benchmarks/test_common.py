@@ -63,3 +63,14 @@ def test_write_rows_replaces_the_file_atomically(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError, match="disk full"):
         write_rows(path, [{"a": 3, "b": 4}])
     assert path.read_text().splitlines() == ["a,b", "1,2"]  # the old rows survive a failed write
+
+
+def test_method_overrides_fit_w_mse_s_window_to_the_protocol() -> None:
+    from _common import method_overrides
+
+    assert method_overrides("vicreg", 256, 2048, quick=False) == []
+    assert method_overrides("byol", 16, 32, quick=True) == ["model.predictor_hidden=16"]
+    assert method_overrides("w_mse", 256, 64, quick=False) == ["method.objective=wmse(w_size=128):1"]
+    assert method_overrides("w_mse", 32, 32, quick=True) == [
+        "method.objective=wmse(w_size=32):1", "model.projector_out=16",
+    ]

@@ -24,16 +24,27 @@ import torch.nn.functional as F
 from covssl import distributed
 from covssl.methods import METHODS, preset
 from covssl.objectives import (
+    Objective,
     barlow_twins_loss,
     coding_rate,
+    correlation_penalty,
     covariance_penalty,
+    frossl_loss,
     get_term,
     info_nce_loss,
     matrix_entropy,
+    matrix_ssl_loss,
+    mec_loss,
+    spectral_contrastive_loss,
     taylor_coding_rate,
+    tico_loss,
     uniformity,
     variance_hinge,
+    vibcreg_loss,
     vicreg_loss,
+    visreg,
+    von_neumann_entropy,
+    w2_uniformity,
 )
 
 from ._spawn import WORLD, run_on_two_ranks
@@ -51,8 +62,21 @@ STANDALONE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "uniformity": lambda a, b: uniformity(a),
     "variance_hinge": lambda a, b: variance_hinge(a) + variance_hinge(b),
     "covariance_penalty": lambda a, b: covariance_penalty(a),
+    "frossl_loss": lambda a, b: frossl_loss([a, b])["loss"],
+    "spectral_contrastive_loss": lambda a, b: spectral_contrastive_loss(a, b)["loss"],
+    "mec_loss": lambda a, b: mec_loss(a, b)["loss"],
+    "mec_loss_exact": lambda a, b: mec_loss(a, b, exact=True)["loss"],
+    "matrix_ssl_loss": lambda a, b: matrix_ssl_loss(a, b)["loss"],
+    "w2_uniformity": lambda a, b: w2_uniformity(a),
+    "correlation_penalty": lambda a, b: correlation_penalty(a),
+    "von_neumann_entropy": lambda a, b: von_neumann_entropy(a),
+    "visreg": lambda a, b: visreg(a, num_slices=16)["loss"],
+    "vibcreg_loss": lambda a, b: vibcreg_loss(a, b)["loss"],
+    "tico_loss": lambda a, b: tico_loss(a, b, torch.zeros(a.shape[1], a.shape[1], dtype=a.dtype))[0]["loss"],
 }
 SHAPES = {"narrow": (N, D), "wide": (N, 12)}  # wide: d > N takes the (N x N) Sylvester paths
+# W-MSE whitens windows of more rows than dimensions: the whole 8-row batch here (d = 6)
+SPECS = {"w_mse": "wmse:1"}
 
 
 def _batches(seed: int, rows: int, dim: int, steps: int = 2) -> list[list[torch.Tensor]]:
@@ -73,7 +97,7 @@ def _leaves(batch: list[torch.Tensor], rows: slice) -> list[torch.Tensor]:
 
 def _run_objective(name: str, batches: list[list[torch.Tensor]], rows: slice) -> list[dict[str, Any]]:
     """The preset on this process's rows of each batch: loss, terms, input gradients, state."""
-    objective = preset(name, dim=D)
+    objective = Objective.from_spec(SPECS[name], dim=D) if name in SPECS else preset(name, dim=D)
     steps = []
     for batch in batches:
         leaves = _leaves(batch, rows)

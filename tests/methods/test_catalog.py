@@ -51,8 +51,7 @@ def test_only_byol_has_an_ema_target() -> None:
 @pytest.mark.parametrize("name", list_methods())
 def test_preset_builds_the_methods_objective(name: str) -> None:
     objective = preset(name, dim=8)
-    assert objective.spec == preset(objective.spec and name, dim=8).spec
-    z1, z2 = torch.randn(16, 8, dtype=torch.float64), torch.randn(16, 8, dtype=torch.float64)
+    z1, z2 = torch.randn(128, 8, dtype=torch.float64), torch.randn(128, 8, dtype=torch.float64)  # W-MSE: 128 rows
     extra = (z1 + 0.1, z2 - 0.1) if objective.needs_predictions else ()
     assert torch.isfinite(objective(z1, z2, *extra).loss)
 
@@ -70,3 +69,38 @@ def test_unknown_and_duplicate_names() -> None:
     with pytest.raises(ValueError, match="already"):
         register_method(MethodDef("vicreg", "mse", "again", "nobody", views="byol"))
     assert "vicreg" in METHODS
+
+
+def _views(batch: int = 64, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    return z1, z1 + 0.3 * torch.randn(batch, dim, generator=g, dtype=torch.float64)
+
+
+def test_vibcreg_composition_is_the_official_loss() -> None:
+    from covssl.objectives import vibcreg_loss
+
+    z1, z2 = _views()
+    expected = vibcreg_loss(z1, z2)["loss"]  # 25 mse + 25 (v1 + v2) + 200 (r1 + r2)
+    torch.testing.assert_close(preset("vibcreg")(z1, z2).loss, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_i_vne_composition_is_the_official_loss_plus_a_constant() -> None:
+    from covssl.objectives import i_vne_loss
+
+    z1, z2 = _views()
+    expected = i_vne_loss(z1, z2)["loss"] + 4.16  # cosine is 1 - cos: the same gradient
+    torch.testing.assert_close(preset("i_vne")(z1, z2).loss, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_visreg_composition_is_lejepa_invariance_plus_the_regularizer() -> None:
+    from covssl.objectives import visreg
+
+    z1, z2 = _views()
+    objective = preset("visreg", dim=16)
+    directions = objective.stateful["visreg"].directions(dtype=torch.float64)  # step 0's slices
+    centre = (z1 + z2) / 2
+    invariance = ((z1 - centre).square().mean() + (z2 - centre).square().mean()) / 2  # LeJEPA's
+    regularizer = (visreg(z1, directions)["loss"] + visreg(z2, directions)["loss"]) / 2
+    expected = 0.4 * invariance + 0.6 * regularizer  # lambda = 0.6
+    torch.testing.assert_close(objective(z1, z2).loss, expected, rtol=1e-12, atol=1e-12)

@@ -96,6 +96,9 @@ def test_half_precision_embeddings_are_upcast() -> None:
 
 
 _PAIR_TERMS = sorted(name for name, t in TERMS.items() if t.kind != "predict")
+# a stop-gradient inside (TiCo's running covariance, VISReg's scale in the shape term) makes the
+# analytic gradient differ from finite differences by design; their modules test it exactly
+_STOP_GRADIENT = {"tico", "visreg"}
 
 
 @pytest.mark.parametrize("name", _PAIR_TERMS)
@@ -104,8 +107,13 @@ def test_every_registered_term_is_finite_and_gradchecks(name: str) -> None:
     objective = Objective.from_spec(name, dim=4).eval()  # eval: stateful terms do not update
     z1.requires_grad_(True)
     z2.requires_grad_(True)
-    assert torch.isfinite(objective(z1, z2).loss)
-    assert torch.autograd.gradcheck(lambda a, b: objective(a, b).loss, (z1, z2))
+    loss = objective(z1, z2).loss
+    assert torch.isfinite(loss)
+    if name in _STOP_GRADIENT:
+        gradients = torch.autograd.grad(loss, (z1, z2))
+        assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in gradients)
+    else:
+        assert torch.autograd.gradcheck(lambda a, b: objective(a, b).loss, (z1, z2))
 
 
 _names = st.sampled_from(sorted(n for n, t in TERMS.items() if t.kind == "branch" or t.kind == "pair"))
@@ -169,14 +177,24 @@ def test_an_objective_checks_each_input_for_nan_once(name: str, monkeypatch) -> 
     # reading a finiteness check on the host is a device sync on a GPU: the inputs are checked
     # together, once per call, not again by every term for every view
     objective = preset(name, dim=6)
-    z1, z2 = torch.randn(8, 6, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64)
+    batch = 128 if name == "w_mse" else 8  # W-MSE whitens windows of 128 rows
+    z1, z2 = torch.randn(batch, 6, dtype=torch.float64), torch.randn(batch, 6, dtype=torch.float64)
     checked, real_isfinite = [], torch.isfinite
     monkeypatch.setattr(torch, "isfinite", lambda t: checked.append(t.shape) or real_isfinite(t))
     stacked, real_stack = [], torch.stack
-    monkeypatch.setattr(torch, "stack", lambda ts, *a, **k: stacked.append(len(ts)) or real_stack(ts, *a, **k))
+
+    def stack(ts, *a, **k):  # counts the stacks of finiteness flags (0-d bool tensors) only
+        ts = list(ts)
+        if all(t.ndim == 0 and t.dtype == torch.bool for t in ts):
+            stacked.append(len(ts))
+        return real_stack(ts, *a, **k)
+
+    monkeypatch.setattr(torch, "stack", stack)
     objective(z1, z2, z1 + 0.1, z2 - 0.1)
     inputs = 4 if objective.needs_predictions else 2
-    assert len(checked) == inputs and stacked.count(inputs) == 1
+    # W-MSE reads once more, together, whether each view's Cholesky factorization succeeded
+    reads = 2 if name == "w_mse" else 1
+    assert len(checked) == inputs * reads and stacked.count(inputs) == reads
 
 
 @pytest.mark.parametrize("bad", ["z1", "z2", "p1", "p2"])

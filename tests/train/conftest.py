@@ -9,14 +9,14 @@ import pytest
 from covssl.config import RunConfig
 
 from covssl.resolve import load_config
-from tiny_run import TINY, predictor_overrides
+from tiny_run import TINY, method_overrides
 
 
 def tiny_config(tmp_path: Path, method: str = "vicreg", *extra: str) -> RunConfig:
     """A run that takes seconds: 64 digits, small ConvNet, small projector, no progress bar."""
     overrides = [
         f"method.name={method}", *TINY, "train.epochs=2", f"train.out_dir={tmp_path / 'run'}",
-        *extra, *predictor_overrides(method),
+        *extra, *method_overrides(method),
     ]
     return load_config(None, overrides)
 

@@ -38,12 +38,13 @@ def _weights(run_dir) -> dict[str, torch.Tensor]:
     return state["model"]
 
 
-def test_resume_is_bit_exact(tmp_path, make_config) -> None:
-    straight = make_config("vicreg", f"train.out_dir={tmp_path / 'straight'}")
+@pytest.mark.parametrize("method", ["vicreg", "visreg", "tico"])  # visreg, tico: state in the objective
+def test_resume_is_bit_exact(tmp_path, make_config, method: str) -> None:
+    straight = make_config(method, f"train.out_dir={tmp_path / 'straight'}")
     train(straight)  # 2 epochs x 4 steps
-    interrupted = make_config("vicreg", f"train.out_dir={tmp_path / 'resumed'}", "train.max_steps=3")
+    interrupted = make_config(method, f"train.out_dir={tmp_path / 'resumed'}", "train.max_steps=3")
     train(interrupted)  # stops mid-epoch at step 3
-    resumed = make_config("vicreg", f"train.out_dir={tmp_path / 'resumed'}")
+    resumed = make_config(method, f"train.out_dir={tmp_path / 'resumed'}")
     result = train(resumed, resume=True)
     assert result.step == 8
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
