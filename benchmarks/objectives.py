@@ -1,11 +1,16 @@
 """Benchmark: covssl's covariance regularizers (path="auto") against the papers' d x d code.
 
+Regularizers: coding rate, covariance penalty, Barlow Twins, Taylor coding rate, FroSSL, MEC,
+Matrix-SSL, VIbCReg's correlation penalty, the von Neumann entropy and W2-uniformity.
+
 For each regularizer, dtype and (B, d) it times forward + backward of
 
 * auto:  the covssl function with path="auto" (B x B Gram via Sylvester's identity when B < d);
 * naive: the d x d computation of the reference code, written out here: torch.logdet of
   I_d + a Z^T Z for the coding rate, an explicit d x d covariance / cross-correlation with an
-  off-diagonal mask for VICReg and Barlow Twins, S = Z^T Z / B for the Taylor surrogate;
+  off-diagonal mask for VICReg, Barlow Twins and VIbCReg, S = Z^T Z / B for the Taylor surrogate,
+  d x d matrix powers for MEC and Matrix-SSL, eigenvalues of the d x d matrix for the entropy
+  and for W2-uniformity's tr Sigma^(1/2);
 
 checks that both give the same value (rel_diff column), takes the median of at least 3 repeats
 after one warm-up run (more for cheap points; auto and naive take turns, so CPU contention hits
@@ -34,7 +39,13 @@ from _common import describe_machine, write_rows
 from covssl.linalg import use_sample_side
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
+from covssl.objectives.frossl import frossl_loss
+from covssl.objectives.matrix_ssl import matrix_ssl_loss
+from covssl.objectives.mec import mec_loss
+from covssl.objectives.vibcreg import correlation_penalty
 from covssl.objectives.vicreg import covariance_penalty
+from covssl.objectives.vne import von_neumann_entropy
+from covssl.objectives.wasserstein_uniformity import w2_uniformity
 
 EPS_CODING = 0.5  # coding-rate distortion, SimDINO's default
 LAMBD = 0.0051  # Barlow Twins off-diagonal weight
@@ -81,12 +92,89 @@ def naive_barlow_twins(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     return on + LAMBD * (c * _offdiag_mask(dim, c)).pow(2).sum()
 
 
+def naive_frossl(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    views = [F.normalize(z, dim=0) for z in (z1, z2)]  # unit-norm columns
+    mean = sum(views) / 2
+    regularizer = invariance = 0.0
+    for zn in views:
+        k = zn.T @ zn  # (d, B) @ (B, d) -> (d, d)
+        regularizer = regularizer + torch.log((k / torch.trace(k)).square().sum())
+        invariance = invariance + 2 * zn.shape[1] * (zn - mean).square().mean()
+    return regularizer + invariance
+
+
+def _taylor_trace_log(c: torch.Tensor, order: int = 4) -> torch.Tensor:
+    power, total = torch.eye(c.shape[0], dtype=c.dtype), c.new_zeros(())
+    for k in range(1, order + 1):
+        power = power @ c  # (d, d) @ (d, d)
+        total = total + (-1) ** (k + 1) * torch.trace(power) / k
+    return total
+
+
+def naive_mec(z1: torch.Tensor, z2: torch.Tensor, eps: float = 64.0) -> torch.Tensor:
+    batch, dim = z1.shape
+    c = dim / (batch * eps) * F.normalize(z1, dim=1).T @ F.normalize(z2, dim=1)  # (d, d)
+    return -(eps / dim) * _taylor_trace_log(c)
+
+
+def naive_matrix_ssl(z1: torch.Tensor, z2: torch.Tensor, lambd=0.5, mu=0.5, gamma=1.0) -> torch.Tensor:
+    batch, dim = z1.shape
+    x1, x2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    eye = torch.eye(dim, dtype=z1.dtype)
+
+    def log_t(q: torch.Tensor) -> torch.Tensor:  # Taylor series of the matrix log around I
+        power, total = eye, torch.zeros_like(q)
+        for k in range(1, 5):
+            power = power @ (q - eye)  # (d, d) @ (d, d)
+            total = total + (-1) ** (k + 1) * power / k
+        return total
+
+    def cov(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return (p - p.mean(0)).T @ (z - z.mean(0)) / batch  # (d, B) @ (B, d) -> (d, d)
+
+    def corr(p, z):
+        return -lambd * torch.trace(log_t(cov(p, z) + mu * eye))
+
+    def unif(p, z):
+        return -torch.trace((cov(p, p) + mu * eye) @ log_t(cov(z, z) + mu * eye))
+
+    return 0.5 * (corr(x2, x1) + corr(x1, x2) + gamma * (unif(x2, x1) + unif(x1, x2)))
+
+
+def naive_correlation_penalty(z: torch.Tensor) -> torch.Tensor:
+    zc = z - z.mean(0)
+    zn = zc / zc.norm(dim=0)
+    r = zn.T @ zn  # (d, B) @ (B, d) -> (d, d)
+    return (r * _offdiag_mask(z.shape[1], r)).pow(2).sum() / z.shape[1] ** 2
+
+
+def naive_von_neumann_entropy(z: torch.Tensor) -> torch.Tensor:
+    zn = F.normalize(z, dim=1)
+    eigenvalues = torch.linalg.eigvalsh(zn.T @ zn / z.shape[0]).clamp_min(1e-30)  # of a (d, d) matrix
+    return -(eigenvalues * eigenvalues.log()).sum()
+
+
+def naive_w2_uniformity(z: torch.Tensor) -> torch.Tensor:
+    zn = F.normalize(z, dim=1)
+    mu = zn.mean(0)
+    sigma = (zn - mu).T @ (zn - mu) / z.shape[0]  # (d, B) @ (B, d) -> (d, d), biased
+    root_trace = torch.linalg.eigvalsh(sigma).clamp_min(0).sqrt().sum()
+    value = mu.square().sum() + 1 + torch.trace(sigma) - 2 / z.shape[1] ** 0.5 * root_trace
+    return value.clamp_min(0).sqrt()
+
+
 # (name, auto, naive, number of views)
 REGULARIZERS: list[tuple[str, Callable[..., torch.Tensor], Callable[..., torch.Tensor], int]] = [
     ("coding_rate", lambda z: coding_rate(z, EPS_CODING, "auto"), naive_coding_rate, 1),
     ("covariance_penalty", lambda z: covariance_penalty(z, "auto"), naive_covariance_penalty, 1),
     ("barlow_twins_loss", lambda a, b: barlow_twins_loss(a, b, LAMBD, path="auto")["loss"], naive_barlow_twins, 2),
     ("taylor_coding_rate", lambda z: taylor_coding_rate(z, EPS_CODING, "auto"), naive_taylor_coding_rate, 1),
+    ("frossl_loss", lambda a, b: frossl_loss([a, b])["loss"], naive_frossl, 2),
+    ("mec_loss", lambda a, b: mec_loss(a, b)["loss"], naive_mec, 2),
+    ("matrix_ssl_loss", lambda a, b: matrix_ssl_loss(a, b)["loss"], naive_matrix_ssl, 2),
+    ("correlation_penalty", correlation_penalty, naive_correlation_penalty, 1),
+    ("von_neumann_entropy", von_neumann_entropy, naive_von_neumann_entropy, 1),
+    ("w2_uniformity", w2_uniformity, naive_w2_uniformity, 1),
 ]
 
 # ---------------------------------------------------------------- timing
@@ -144,7 +232,12 @@ def grid(quick: bool) -> list[tuple[torch.dtype, int, int]]:
 
 
 def run(
-    quick: bool, repeats: int, budget_s: float, clock: str = "wall", only: set[tuple[int, int]] | None = None
+    quick: bool,
+    repeats: int,
+    budget_s: float,
+    clock: str = "wall",
+    only: set[tuple[int, int]] | None = None,
+    regularizers: set[str] | None = None,
 ) -> list[dict[str, object]]:
     timer = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     common = {
@@ -159,6 +252,8 @@ def run(
         if only is not None and (batch, dim) not in only:
             continue
         for name, auto_fn, naive_fn, views in REGULARIZERS:
+            if regularizers is not None and name not in regularizers:
+                continue
             inputs = _inputs(batch, dim, views, dtype)
             with torch.no_grad():
                 auto_value, naive_value = auto_fn(*inputs).item(), naive_fn(*inputs).item()
@@ -211,6 +306,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         help="wall: elapsed time; cpu: this process's CPU time, robust when the machine is shared",
     )
     parser.add_argument("--points", default=None, help="only these (B, d) of the grid, e.g. 512x4096,256x8192")
+    parser.add_argument("--only", default=None, help="only these regularizers, comma-separated")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -229,7 +325,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         known = {(b, d) for _, b, d in grid(args.quick)}
         if not only <= known:
             parser.error(f"--points: expected points of the grid {sorted(known)}, got {sorted(only - known)}")
-    rows = run(args.quick, repeats, budget_s=0.05 if args.quick else 2.0, clock=args.clock, only=only)
+    names = [name for name, *_ in REGULARIZERS]
+    chosen = args.only.split(",") if args.only else names
+    if not set(chosen) <= set(names):
+        parser.error(f"--only: expected names among {names}, got {sorted(set(chosen) - set(names))}")
+    rows = run(args.quick, repeats, 0.05 if args.quick else 2.0, args.clock, only, set(chosen))
     write_rows(args.out, rows, COLUMNS)
     print_ratio_table(rows)
     print(f"\nwrote {len(rows)} rows to {args.out}")

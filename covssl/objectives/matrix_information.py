@@ -1,7 +1,7 @@
 """Matrix (von Neumann) entropy of the trace-normalized covariance.
 
 [0] Zhang, Tan, Yang, Huang, Yuan, 2024, "Matrix Information Theory for Self-Supervised
-    Learning" (Matrix-SSL, ICML 2024), https://arxiv.org/abs/2309.17281
+    Learning" (Matrix-SSL, ICML 2024), https://arxiv.org/abs/2305.17326
 
 K = Sigma / tr(Sigma) is positive semi-definite with unit trace, i.e. a "density matrix"; its
 eigenvalues lambda_i form a probability vector and the von Neumann entropy
