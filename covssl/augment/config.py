@@ -51,15 +51,29 @@ class ViewConfig:
     solarize_prob: float = 0.0  # probability of inverting the pixels >= 0.5 (BYOL's second view)
 
 
+def _local_view() -> ViewConfig:
+    return ViewConfig(crop_scale=[0.05, 0.4])  # DINO's local crops: small parts of the image
+
+
 @dataclass
 class AugmentConfig:
-    """Both views plus the output size and normalization (CIFAR-10 statistics by default)."""
+    """The views (two global crops by default) plus their sizes and normalization (CIFAR-10 statistics).
 
-    image_size: int = 32  # side of the square output views, in pixels
-    view1: ViewConfig = field(default_factory=ViewConfig)  # the first view's recipe
-    view2: ViewConfig = field(default_factory=ViewConfig)  # the second view's recipe
+    Multi-crop (Caron et al. 2020, SwAV; DINO): ``global_crops`` views at ``image_size`` follow
+    the recipes view1, view2, view1, ... in turn; ``local_crops`` more views at ``local_size``
+    follow ``local``. The random parameters are drawn in that order, so two global crops and no
+    local ones are exactly the two views of a two-view run.
+    """
+
+    image_size: int = 32  # side of the square global views, in pixels
+    view1: ViewConfig = field(default_factory=ViewConfig)  # the first (and third, ...) global view's recipe
+    view2: ViewConfig = field(default_factory=ViewConfig)  # the second (and fourth, ...) global view's recipe
     mean: list[float] = field(default_factory=lambda: list(CIFAR10_MEAN))  # per-channel mean, RGB
     std: list[float] = field(default_factory=lambda: list(CIFAR10_STD))  # per-channel std, RGB
+    global_crops: int = 2  # views at image_size (multi-crop's global views)
+    local_crops: int = 0  # extra views at local_size (multi-crop's local views); 0: none
+    local_size: int = 16  # side of the local views, in pixels
+    local: ViewConfig = field(default_factory=_local_view)  # the local views' recipe
 
 
 def _is_number(value: object) -> bool:
@@ -128,6 +142,17 @@ def validate_augment_config(config: AugmentConfig) -> None:
         raise ValueError(f"image_size: expected an integer >= 1, got {size!r}")
     validate_view_config(config.view1, "view1.")
     validate_view_config(config.view2, "view2.")
+    for name, low in (("global_crops", 1), ("local_crops", 0), ("local_size", 1)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if config.global_crops + config.local_crops < 2:
+        raise ValueError(
+            f"global_crops: expected at least 2 views in all, got {config.global_crops} global and "
+            f"{config.local_crops} local"
+        )
+    if config.local_crops:
+        validate_view_config(config.local, "local.")
     for name in ("mean", "std"):
         values = getattr(config, name)
         if not isinstance(values, Sequence) or len(values) != 3 or not all(_is_number(v) for v in values):

@@ -127,7 +127,7 @@ class _Normalized(nn.Module):
 
 
 class TwoViewAugment(_Normalized):
-    """Two independently augmented views of a uint8 (or [0, 1] float) image batch.
+    """Independently augmented views of a uint8 (or [0, 1] float) image batch: two, or multi-crop.
 
     Args:
         config: both view recipes, the output size and mean/std (see :func:`augment_preset`).
@@ -142,6 +142,18 @@ class TwoViewAugment(_Normalized):
     def __init__(self, config: AugmentConfig) -> None:
         super().__init__(config)
         self.blur_kernel = ops.blur_kernel_size(config.image_size)
+        self._kernels = {size: ops.blur_kernel_size(size) for size in (config.image_size, config.local_size)}
+
+    @property
+    def num_views(self) -> int:
+        """Global plus local views per image (2 for a two-view run)."""
+        return self.config.global_crops + self.config.local_crops
+
+    def recipes(self) -> list[tuple[ViewConfig, int]]:
+        """(recipe, output size) of each view, in order: the global views, then the local ones."""
+        cfg = self.config
+        global_views = [(cfg.view1 if i % 2 == 0 else cfg.view2, cfg.image_size) for i in range(cfg.global_crops)]
+        return global_views + [(cfg.local, cfg.local_size)] * cfg.local_crops
 
     def forward(
         self,
@@ -150,8 +162,10 @@ class TwoViewAugment(_Normalized):
         generator: torch.Generator | None = None,
         rows: slice | None = None,
         global_batch: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (view1, view2), each float32 (batch, 3, image_size, image_size) on the input's device.
+    ) -> tuple[torch.Tensor, ...]:
+        """Return the views: (view1, view2) by default, each float32 (batch, 3, image_size, image_size)
+        on the input's device; with multi-crop the global views, then the local views
+        (batch, 3, local_size, local_size).
 
         Under data parallelism each process holds ``rows`` of a global batch of ``global_batch``
         images. The random parameters of the *whole* global batch are drawn (the same generator on
@@ -174,11 +188,11 @@ class TwoViewAugment(_Normalized):
             if len(range(global_batch)[rows]) != batch:
                 raise ValueError(f"rows: {rows} of a batch of {global_batch} are not the {batch} images given")
         drawn = global_batch if rows is not None else batch
-        params = [sample_view_params(drawn, height, width, view, generator) for view in (self.config.view1, self.config.view2)]
+        recipes = self.recipes()
+        params = [sample_view_params(drawn, height, width, view, generator) for view, _ in recipes]
         if rows is not None:
             params = [p.select(rows) for p in params]
-        size = self.config.image_size
-        views = tuple(augment_view(x, p, size, self.blur_kernel) for p in params)
+        views = tuple(augment_view(x, p, size, self._kernels[size]) for p, (_, size) in zip(params, recipes))
         if normalize:
             views = tuple(self._normalize(v) for v in views)
         return views  # type: ignore[return-value]

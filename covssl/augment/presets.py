@@ -34,6 +34,7 @@ from covssl.registry import Registry
 
 from collections.abc import Callable
 from copy import deepcopy
+from dataclasses import replace
 
 from covssl.augment.config import DATASET_STATS, AugmentConfig, ViewConfig
 
@@ -117,7 +118,14 @@ def augment_preset(recipe: str, image_size: int = 32, dataset: str = "cifar10") 
         raise ValueError(f"image_size: expected an integer >= 1, got {image_size!r}")
     if dataset == "digits":
         view1, view2 = _digits()
+        local = replace(view1, crop_scale=[0.25, 0.5])  # a 5% crop of an 8 x 8 digit is a blob
     else:
         view1, view2 = _RECIPES[recipe](dataset != "imagefolder")
+        # DINO's local crops: the first view's colours on 5-40% of the image, blur p = 0.5 (none on
+        # small images), no solarize
+        blur = 0.0 if dataset != "imagefolder" else 0.5
+        local = replace(view1, crop_scale=[0.05, 0.4], blur_prob=blur, solarize_prob=0.0)
     mean, std = DATASET_STATS[dataset]
-    return AugmentConfig(image_size=image_size, view1=view1, view2=view2, mean=list(mean), std=list(std))
+    return AugmentConfig(
+        image_size=image_size, view1=view1, view2=view2, mean=list(mean), std=list(std), local=deepcopy(local)
+    )

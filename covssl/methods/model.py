@@ -23,6 +23,7 @@ class SSLModel(nn.Module):
         objective: the loss on (z1, z2[, p1, p2]).
         predictor: optional head z -> p (SimSiam, BYOL).
         ema_momentum: if set, targets come from an EMA copy of backbone + projector (BYOL).
+        num_global: how many of the views are global crops (multi-crop; the rest are local).
     """
 
     def __init__(
@@ -32,8 +33,10 @@ class SSLModel(nn.Module):
         objective: Objective,
         predictor: nn.Module | None = None,
         ema_momentum: float | None = None,
+        num_global: int = 2,
     ) -> None:
         super().__init__()
+        self.num_global = num_global
         self.backbone = backbone
         self.projector = projector
         self.predictor = predictor
@@ -48,27 +51,30 @@ class SSLModel(nn.Module):
         """Backbone features (B, out_dim): what kNN and the linear probe evaluate."""
         return self.backbone(images)
 
-    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[ObjectiveOutput, torch.Tensor]:
-        """The objective on two augmented views (B, 3, H, W) of the same images.
+    def forward(self, *views: torch.Tensor) -> tuple[ObjectiveOutput, torch.Tensor]:
+        """The objective on V >= 2 augmented views (B, 3, H, W) of the same images.
+
+        The first ``num_global`` views are global crops (one size), the others local crops (another
+        size): each group goes through the backbone in one pass (shared BN statistics within it).
+        An EMA target, if any, embeds the global views only; they are the predictions' targets.
 
         Returns:
             The objective's output and the first view's embeddings z1 (B, d), detached, for the
             collapse indicators the loop logs.
         """
-        batch = view1.shape[0]
-        feats = self.backbone(torch.cat([view1, view2]))  # (2B, out_dim): one pass, shared BN statistics
-        z = self.projector(feats)  # (2B, d)
-        z1, z2 = z[:batch], z[batch:]
-        online = z1.detach()
+        batch, num_global = views[0].shape[0], min(self.num_global, len(views))
+        groups = [views[:num_global], views[num_global:]]
+        z = torch.cat([self.projector(self.backbone(torch.cat(group))) for group in groups if group])  # (VB, d)
+        embeddings = list(z.split(batch))
+        online = embeddings[0].detach()
         if self.predictor is None:
-            return self.objective(z1, z2), online
-        p = self.predictor(z)  # (2B, d)
-        p1, p2 = p[:batch], p[batch:]
+            return self.objective.over_views(embeddings, num_global=num_global), online
+        predictions = list(self.predictor(z).split(batch))  # V x (B, d)
         if self.target is not None:
             with torch.no_grad():
-                t = self.target.module(torch.cat([view1, view2]))  # (2B, d) targets from the EMA network
-            z1, z2 = t[:batch], t[batch:]
-        return self.objective(z1, z2, p1, p2), online
+                targets = self.target.module(torch.cat(groups[0]))  # (GB, d) targets from the EMA network
+            embeddings[:num_global] = targets.split(batch)
+        return self.objective.over_views(embeddings, predictions, num_global=num_global), online
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
@@ -100,4 +106,4 @@ def build_model(config: RunConfig) -> SSLModel:
     predictor = None
     if config.model.predictor_hidden > 0:
         predictor = Predictor(config.model.projector_out, config.model.predictor_hidden)
-    return SSLModel(backbone, projector, objective, predictor, config.model.ema_momentum)
+    return SSLModel(backbone, projector, objective, predictor, config.model.ema_momentum, config.augment.global_crops)

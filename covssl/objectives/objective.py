@@ -19,7 +19,7 @@ gradients (:func:`covssl.distributed.gather`); ``"local"`` terms (alignment) on 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ from covssl.distributed import gather, is_distributed, max_over_ranks
 from covssl.linalg import at_least_float32
 from covssl.objectives.spec import ObjectiveSpec, TermSpec, parse_spec
 from covssl.objectives.terms import TermDef, get_term
+from covssl.objectives.views import evaluate, resolve_views
 
 
 @dataclass
@@ -71,6 +72,8 @@ def resolve_terms(terms: tuple[TermSpec, ...]) -> list[tuple[TermDef, dict[str, 
     if not terms:
         raise ValueError("terms: expected at least one objective term, got none")
     resolved = [_validated(t) for t in terms]
+    for term, (definition, _) in zip(terms, resolved):
+        resolve_views(definition, term.views)  # the views choice fits the term's kind
     alignment = [t.name for t, (d, _) in zip(terms, resolved) if d.is_alignment]
     if len(alignment) > 1:
         raise ValueError(f"terms: expected at most one alignment term, got {alignment}")
@@ -110,6 +113,7 @@ class Objective(nn.Module):
         self.term_specs = tuple(terms)
         self.normalize = bool(normalize)
         self._resolved = resolve_terms(self.term_specs)
+        self._views = [resolve_views(d, t.views) for t, (d, _) in zip(self.term_specs, self._resolved)]
         self.stateful = nn.ModuleDict()
         for spec, (definition, params) in zip(self.term_specs, self._resolved):
             if definition.kind == "stateful":
@@ -148,14 +152,31 @@ class Objective(nn.Module):
         Returns:
             ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
         """
-        with finite_values_checked():  # shapes and dtypes here; NaN/inf below, in one read from the device
-            check_pair(z1, z2)
-            if self.needs_predictions:
-                if p1 is None or p2 is None:
-                    raise ValueError("p1, p2: this objective has a predictor term (negative_cosine); pass p1 and p2")
-                check_embeddings(p1, "p1")
-                check_embeddings(p2, "p2")
-        inputs = {"z1": z1, "z2": z2, "p1": p1, "p2": p2} if self.needs_predictions else {"z1": z1, "z2": z2}
+        predictions = None if p1 is None and p2 is None else [p1, p2]
+        return self.over_views([z1, z2], predictions, num_global=2)
+
+    def over_views(
+        self,
+        views: Sequence[torch.Tensor],
+        predictions: Sequence[torch.Tensor | None] | None = None,
+        num_global: int | None = None,
+    ) -> ObjectiveOutput:
+        """Evaluate every term on V >= 2 views (multi-crop): embeddings (batch, dim) each, global first.
+
+        Args:
+            views: the V views' embeddings z1..zV, the ``num_global`` global views first (local
+                views may come from another resolution; every view has the same batch and dim).
+            predictions: the predictor's outputs p1..pV, needed by predictor terms.
+            num_global: how many of ``views`` are global (default: all of them).
+
+        Returns:
+            ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
+        """
+        views = _checked_views(views, predictions, self.needs_predictions, num_global)
+        num_global = len(views) if num_global is None else num_global
+        inputs = {f"z{i + 1}": z for i, z in enumerate(views)}
+        if self.needs_predictions:
+            inputs |= {f"p{i + 1}": p for i, p in enumerate(predictions)}  # type: ignore[arg-type]
         finite = all_finite(inputs.values())
         if is_distributed():
             # decided together: a rank that raised alone would leave the others waiting in the gather
@@ -164,41 +185,45 @@ class Objective(nn.Module):
         elif not finite:
             for name, value in inputs.items():
                 check_embeddings(value, name)  # raises, naming the input and its NaN/inf count
-        with torch.autocast(device_type=z1.device.type, enabled=False), finite_values_checked():
-            views = [at_least_float32(v) if v is not None else None for v in (z1, z2, p1, p2)]
-            if self.normalize:
-                views = [F.normalize(v, dim=1) if v is not None else None for v in views]
-            z1, z2, p1, p2 = views
-            gathered: tuple[torch.Tensor, torch.Tensor] | None = None
-            total = z1.new_zeros(())
+        with torch.autocast(device_type=views[0].device.type, enabled=False), finite_values_checked():
+            local = [self._prepared(z) for z in views]
+            preds = [self._prepared(p) for p in predictions] if self.needs_predictions else None  # type: ignore[union-attr]
+            gathered: list[torch.Tensor] | None = None
+            total = local[0].new_zeros(())
             terms: dict[str, torch.Tensor] = {}
-            for spec, (definition, params) in zip(self.term_specs, self._resolved):
-                a, b = z1, z2
+            for spec, (definition, params), choice in zip(self.term_specs, self._resolved, self._views):
+                seen = local
                 if definition.scope == "global":
-                    gathered = gathered or (gather(z1), gather(z2))
-                    a, b = gathered
-                if definition.kind == "stateful":
-                    value = self.stateful[spec.name](a, b)
-                else:
-                    value = _evaluate(definition, params, a, b, p1, p2)
+                    gathered = gathered or [gather(z) for z in local]
+                    seen = gathered
+                module = self.stateful[spec.name] if definition.kind == "stateful" else None
+                value = evaluate(definition, params, choice, seen, preds, num_global, module)
                 terms[spec.name] = value
                 total = total + definition.sign * spec.weight * value
         return ObjectiveOutput(total, terms)
 
+    def _prepared(self, z: torch.Tensor) -> torch.Tensor:
+        z = at_least_float32(z)
+        return F.normalize(z, dim=1) if self.normalize else z
 
-def _evaluate(
-    definition: TermDef,
-    params: dict[str, object],
-    z1: torch.Tensor,
-    z2: torch.Tensor,
-    p1: torch.Tensor | None,
-    p2: torch.Tensor | None,
-) -> torch.Tensor:
-    fn = definition.fn
-    if definition.kind == "align" or definition.kind == "pair":
-        return fn(z1, z2, **params)
-    if definition.kind == "predict":
-        # symmetric: each view's prediction chases the other view's (stop-gradient) target
-        return 0.5 * fn(p1, z2, **params) + 0.5 * fn(p2, z1, **params)
-    first, second = fn(z1, **params), fn(z2, **params)
-    return first + second if definition.reduce == "sum" else 0.5 * (first + second)
+
+def _checked_views(
+    views: object, predictions: object, needs_predictions: bool, num_global: int | None
+) -> list[torch.Tensor]:
+    """Shapes and dtypes of the views (and predictions); their values are checked together after."""
+    if not isinstance(views, (list, tuple)) or len(views) < 2:
+        got = f"{len(views)} views" if isinstance(views, (list, tuple)) else type(views).__name__
+        raise ValueError(f"views: expected a sequence of at least 2 embedding batches, got {got}")
+    if num_global is not None and (isinstance(num_global, bool) or not isinstance(num_global, int)
+                                   or not 1 <= num_global <= len(views)):
+        raise ValueError(f"num_global: expected an integer in [1, {len(views)}] (the views given), got {num_global!r}")
+    with finite_values_checked():  # shapes and dtypes here; NaN/inf after, in one read from the device
+        for i, z in enumerate(views[1:], start=2):
+            check_pair(views[0], z, ("z1", f"z{i}"))
+        if needs_predictions:
+            names = ", ".join(f"p{i + 1}" for i in range(len(views)))
+            if predictions is None or len(predictions) != len(views) or any(p is None for p in predictions):
+                raise ValueError(f"{names}: this objective has a predictor term (negative_cosine); pass {names}")
+            for i, p in enumerate(predictions, start=1):
+                check_embeddings(p, f"p{i}")
+    return list(views)

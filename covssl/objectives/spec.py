@@ -1,14 +1,25 @@
 """The objective spec grammar: a readable, round-trippable string for a composed objective.
 
     spec    := term ( "+" term )* ( ";" option )*
-    term    := name [ "(" param ( "," param )* ")" ] [ ":" weight ]
+    term    := name [ "[" views "]" ] [ "(" param ( "," param )* ")" ] [ ":" weight ]
     param   := key "=" value              value: a number, true or false
     option  := "normalize"                l2-normalize embeddings before every term
+
+``views`` says which views a term sees when there are more than two (multi-crop); without it a
+term takes its kind's default, and with two views every choice below but ``to_global`` means
+what a two-view spec means:
+
+    alignment   pairs (default: every pair of views), to_global (each view to each other global
+                view, DINO), to_global_mean (each view to the mean of the global views, LeJEPA)
+    regularizer all (default: each view, averaged or summed), global (the global views only)
+    pair term   pairs (default: every pair of views), global (pairs of global views)
+    set term    all (default: every view at once), global
 
 Examples:
     "mse:25 + variance_hinge:25 + covariance_penalty:1"             (VICReg)
     "cosine:1 + coding_rate(eps=0.5):0.5; normalize"                 (SimDINO-style)
     "info_nce(temperature=0.2)"                                      (SimCLR, weight 1)
+    "mse[to_global_mean]:1 + coding_rate[global](eps=0.5):0.5"       (multi-crop)
 """
 
 from __future__ import annotations
@@ -17,7 +28,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-_TERM = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\((?P<params>[^()]*)\))?\s*(?::\s*(?P<weight>[^:]+?))?\s*$")
+_TERM = re.compile(
+    r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\[\s*(?P<views>[A-Za-z_]+)\s*\])?\s*"
+    r"(?:\((?P<params>[^()]*)\))?\s*(?::\s*(?P<weight>[^:]+?))?\s*$"
+)
+VIEWS = ("pairs", "to_global", "to_global_mean", "all", "global")
 OPTIONS = ("normalize",)
 
 
@@ -28,9 +43,10 @@ class TermSpec:
     name: str
     weight: float = 1.0
     params: tuple[tuple[str, float | bool], ...] = ()
+    views: str | None = None  # which views the term sees (None: its kind's default)
 
     def __str__(self) -> str:
-        text = self.name
+        text = self.name if self.views is None else f"{self.name}[{self.views}]"
         if self.params:
             text += "(" + ", ".join(f"{k}={format_value(v)}" for k, v in self.params) + ")"
         return f"{text}:{format_value(self.weight)}"
@@ -101,7 +117,10 @@ def parse_spec(text: str) -> ObjectiveSpec:
     for chunk in re.split(r"(?<![0-9][eE])\+", body):
         match = _TERM.match(chunk)
         if match is None:
-            raise ValueError(f"objective spec term: expected 'name', 'name:weight' or 'name(key=value):weight', got {chunk.strip()!r}")
+            raise ValueError(
+                "objective spec term: expected 'name', 'name:weight' or 'name[views](key=value):weight', "
+                f"got {chunk.strip()!r}"
+            )
         name = match["name"]
         params = []
         if match["params"] is not None and match["params"].strip():
@@ -110,7 +129,10 @@ def parse_spec(text: str) -> ObjectiveSpec:
                 if not sep or not key.strip():
                     raise ValueError(f"parameter of {name!r}: expected key=value, got {item.strip()!r}")
                 params.append((key.strip(), parse_value(value, f"parameter {key.strip()!r} of {name!r}")))
-        terms.append(TermSpec(name, parse_weight(match["weight"], name), tuple(sorted(params))))
+        views = match["views"]
+        if views is not None and views not in VIEWS:
+            raise ValueError(f"views of {name!r}: expected one of {VIEWS}, got {views!r}")
+        terms.append(TermSpec(name, parse_weight(match["weight"], name), tuple(sorted(params)), views))
     names = [t.name for t in terms]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:

@@ -1,11 +1,14 @@
 """The registry of named objective terms that :class:`~covssl.objectives.Objective` composes.
 
-A term turns the two views into one scalar. Three shapes of term exist:
+A term turns the views into one scalar. Four shapes of term exist:
 
 * alignment terms act on the pair (z1, z2), or on predictions and targets (p, z);
-* per-branch regularizers act on one view's batch Z and are reduced over the two views
+* per-branch regularizers act on one view's batch Z and are reduced over the views
   (``"mean"`` or ``"sum"``, whichever the paper's code does);
-* pair regularizers act on both views at once (Barlow Twins' cross-correlation, InfoNCE).
+* pair regularizers act on two views at once (Barlow Twins' cross-correlation, InfoNCE);
+* set terms act on all the views at once (FroSSL, MMCR's centroids).
+
+With more than two views, :mod:`covssl.objectives.views` says which views each term sees.
 
 ``sign`` is +1 for quantities to minimize and -1 for quantities to maximize (coding rate,
 matrix entropy): the term is logged as the paper defines it and enters the total loss as
@@ -46,7 +49,7 @@ from covssl.objectives.vne import von_neumann_entropy
 from covssl.objectives.wasserstein_uniformity import w2_uniformity
 from covssl.objectives.wmse import wmse_loss
 
-Kind = Literal["align", "branch", "pair", "predict", "stateful"]
+Kind = Literal["align", "branch", "pair", "predict", "set", "stateful"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class TermDef:
         fn: the pure function; its keyword arguments (after the tensors) are the term's params.
         kind: "align" fn(z1, z2); "predict" fn(p, z) applied symmetrically; "branch" fn(z)
             reduced over the views; "pair" fn(z1, z2); "stateful" fn is an nn.Module class
-            built once as fn(dim, **params) and called on (z1, z2) (running statistics).
+            built once as fn(dim, **params) and called on (z1, z2) (running statistics); "set"
+            fn(views) sees a list of all the views at once (see :mod:`covssl.objectives.views`).
         reduce: for "branch" terms, "mean" or "sum" over the two views.
         sign: +1 if minimized, -1 if maximized.
         scope: "local" (per rank) or "global" (gathered batch) under torch.distributed.

@@ -59,7 +59,7 @@ class Run:
         return len(self.splits.train) // self.global_batch
 
     def views(self, images: torch.Tensor, generator: torch.Generator) -> Views:
-        """This rank's two views of its rows ``images`` of a global batch, in the run's layout."""
+        """This rank's views of its rows ``images`` of a global batch, in the run's layout."""
         views = self.augment(images, generator=generator, rows=distributed.local_rows(self.global_batch),
                              global_batch=self.global_batch)
-        return views[0].contiguous(memory_format=self.memory_format), views[1].contiguous(memory_format=self.memory_format)
+        return tuple(v.contiguous(memory_format=self.memory_format) for v in views)

@@ -25,7 +25,7 @@ from covssl._checks import NonFiniteError, all_finite
 
 log = logging.getLogger(__name__)
 
-Views = tuple[torch.Tensor, torch.Tensor]
+Views = tuple[torch.Tensor, ...]  # the global views, then any local views (multi-crop)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -62,7 +62,8 @@ def train_step(
 
     Args:
         parts: the model, optimizer, scaler and policies of the run.
-        make_views: returns this rank's (view1, view2), each (B, 3, S, S), in the run's layout.
+        make_views: returns this rank's views, each (B, 3, S, S) (two, or multi-crop's global then
+            local views), in the run's layout.
         ema_momentum: move the EMA target with this momentum after an applied step (None: no EMA).
         where: where the step is, for messages (e.g. "at step 12 (epoch 1)").
 
@@ -74,9 +75,9 @@ def train_step(
     saved = [b.detach().clone() for b in model.buffers()] if parts.on_nonfinite == "skip" else []
     amp = parts.amp_dtype
     with torch.autocast(_device_type(model), dtype=amp or torch.float32, enabled=amp is not None):
-        view1, view2 = make_views()
+        views = make_views()
         try:
-            output, z = parts.network(view1, view2)
+            output, z = parts.network(*views)
         except NonFiniteError:  # the network itself produced NaN/inf: the same policy as a NaN term
             output, z = None, None
     # averaged over ranks: the global batch's numbers, and one skip/stop decision for all

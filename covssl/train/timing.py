@@ -34,7 +34,7 @@ def time_training_step(
 
     Args:
         model: the run's model (an ``SSLModel``); it is deep-copied, never touched.
-        make_views: a callable returning (view1, view2) for one step, in the run's layout (timed too:
+        make_views: a callable returning one step's views, in the run's layout (timed too:
             the augmentation is part of a step).
         amp_dtype: the autocast dtype to time (None: fp32).
         device: where the model lives.
