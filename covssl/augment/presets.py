@@ -1,11 +1,15 @@
 """Each paper's augmentation recipe as an :class:`AugmentConfig`, by recipe and dataset.
 
-Three recipes in two families cover every method in covssl (each method names its recipe):
+Four recipes cover every method in covssl (each method names its recipe):
 
 * symmetric SimCLR-style views: crop + flip + colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8 +
   grayscale p = 0.2; SimSiam only raises the smallest crop to 20% of the image;
 * asymmetric BYOL-style views (BYOL, VICReg, Barlow Twins): saturation 0.2 instead of 0.4,
-  blur p = 1.0 / 0.1 and solarize p = 0.0 / 0.2 on the two views.
+  blur p = 1.0 / 0.1 and solarize p = 0.0 / 0.2 on the two views;
+* EMP-SSL's fixed-size patches: a square quarter of the image, resized to the view size.
+
+Multi-crop's local views (``local_crops`` > 0) take the first view's colours on 5-40% of the
+image, as DINO's local crops do.
 
 On 32 x 32 images (CIFAR, digits) the blur is dropped from both families: SimCLR's authors
 dropped it on CIFAR-10 (appendix B.9), and solo-learn's and lightly's CIFAR recipes for BYOL,
@@ -26,6 +30,7 @@ saturation, hue and grayscale do nothing), no blur or solarize.
 [5] Wu et al., 2025, https://arxiv.org/abs/2502.10385 (SimDINO, coding-rate SSL)
 [6] Ozsoy, Hamdan, Arik, Yuret, Erdogan, 2022, https://arxiv.org/abs/2209.14905 (CorInfoMax)
 [7] da Costa, Fini, Nabi, Sebe, Ricci, 2022, https://arxiv.org/abs/2108.01775 (solo-learn)
+[8] Tong, Chen, Ma, LeCun, 2023, https://arxiv.org/abs/2304.03977 (EMP-SSL)
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ def _byol_style(small: bool) -> tuple[ViewConfig, ViewConfig]:
     return view1, view2
 
 
+def _emp_ssl(small: bool) -> tuple[ViewConfig, ViewConfig]:
+    # [8] fixed-size patches: a quarter of the image (16 x 16 of 32 x 32) resized to the view
+    # size, jitter (0.4, 0.4, 0.4, 0.2) p = 0.8, grayscale 0.2, blur 0.1, solarize 0.1
+    view = ViewConfig(
+        crop_scale=[0.25, 0.25], crop_ratio=[1.0, 1.0], hue=0.2, blur_prob=0.1, solarize_prob=0.1
+    )
+    return view, deepcopy(view)  # deep: the (min, max) lists must not be shared
+
+
 def _digits() -> tuple[ViewConfig, ViewConfig]:
     view = ViewConfig(
         crop_scale=[0.5, 1.0], hflip_prob=0.0, saturation=0.0, hue=0.0, grayscale_prob=0.0
@@ -78,6 +92,7 @@ _RECIPES.register("simclr", _simclr)
 _RECIPES.register("simsiam", _simsiam)
 # BYOL's asymmetric views, reused by VICReg, Barlow Twins, SimDINO's global crops and CorInfoMax
 _RECIPES.register("byol", _byol_style)
+_RECIPES.register("emp_ssl", _emp_ssl)
 
 
 def list_augment_presets() -> list[str]:
@@ -89,9 +104,9 @@ def augment_preset(recipe: str, image_size: int = 32, dataset: str = "cifar10") 
     """The augmentation recipe ``recipe`` (a paper's views) for ``dataset``.
 
     Args:
-        recipe: one of :func:`list_augment_presets`: "simclr", "simsiam" or "byol" (BYOL's
-            asymmetric views, which VICReg, Barlow Twins, SimDINO and CorInfoMax reuse); each
-            method names its recipe (``covssl methods``).
+        recipe: one of :func:`list_augment_presets`: "simclr", "simsiam", "byol" (BYOL's
+            asymmetric views, which VICReg, Barlow Twins, SimDINO and CorInfoMax reuse) or
+            "emp_ssl" (fixed-size patches); each method names its recipe (``covssl methods``).
         image_size: side of the square output views in pixels (the blur kernel follows it).
         dataset: "cifar10", "cifar100" or "digits" (32-px recipes, no blur) or "imagefolder"
             (the papers' ImageNet recipes and ImageNet mean/std).

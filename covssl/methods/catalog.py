@@ -223,3 +223,51 @@ register_method(
         optim=_LARS,
     )
 )
+register_method(
+    MethodDef(
+        "mmcr",
+        "mmcr(lambd=0):1",
+        "maximize the nuclear norm of the view centroids (manifold capacity), 40 views per image",
+        "Yerxa, Kuang, Simoncelli, Chung 2023, https://arxiv.org/abs/2303.03307",
+        views="simclr",  # the official CIFAR augmentations: SimCLR's, for every view
+        # the official CIFAR run: 512 -> 128 head, Adam lr 1e-3, wd 1e-6, no warm-up, batch 32
+        model={"projector_hidden": [512], "projector_out": 128, "projector_last_bn": False},
+        optim={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-6, "warmup_epochs": 0.0},
+        crops={"global_crops": 40},
+    )
+)
+register_method(
+    MethodDef(
+        "lejepa",
+        # (1 - lambd) invariance to the mean of the global views + lambd SIGReg on every view
+        "mse[to_global_mean]:0.95 + sigreg[all]:0.05",
+        "each view to the global views' mean + Epps-Pulley test of random slices against N(0, 1)",
+        "Balestriero & LeCun 2025, https://arxiv.org/abs/2511.08544",
+        views="byol",
+        # no CIFAR recipe published: the README's 2 global (30-100%) + 6 local (5-30%) crops and
+        # its ResNet AdamW setting, lambd 0.05
+        model={"projector_hidden": [2048, 2048], "projector_out": 256, "projector_last_bn": False},
+        optim={"optimizer": "adamw", "lr": 5e-4, "weight_decay": 5e-4, "warmup_epochs": 10.0},
+        crops={
+            "view1": {"crop_scale": [0.3, 1.0]},
+            "view2": {"crop_scale": [0.3, 1.0]},
+            "local_crops": 6,
+            "local_size": 16,
+            "local": {"crop_scale": [0.05, 0.3]},
+        },
+    )
+)
+register_method(
+    MethodDef(
+        "emp_ssl",
+        "emp_ssl(eps=0.2, lambd=200):1",
+        "20 fixed-size patches per image: cosine to the patch mean + total coding rate per patch",
+        "Tong, Chen, Ma, LeCun 2023, https://arxiv.org/abs/2304.03977",
+        views="emp_ssl",
+        # the official CIFAR-10 run: 4096-4096-1024 head, LARS(SGD) lr 0.3, wd 1e-4, eta 0.005,
+        # batch 100, 20 patches (the README's command)
+        model={"projector_hidden": [4096, 4096], "projector_out": 1024, "projector_last_bn": False},
+        optim={"optimizer": "lars", "lr": 0.3, "weight_decay": 1e-4, "warmup_epochs": 0.0, "lars_eta": 0.005},
+        crops={"global_crops": 20},
+    )
+)

@@ -29,6 +29,8 @@ class MethodDef:
         views: the augmentation recipe (a name of :func:`covssl.augment.list_augment_presets`).
         model: :class:`~covssl.config.ModelConfig` overrides (CIFAR scale).
         optim: :class:`~covssl.config.OptimConfig` overrides (CIFAR scale).
+        crops: :class:`~covssl.augment.AugmentConfig` overrides on top of the recipe (multi-crop:
+            ``global_crops``, ``local_crops``, ``local_size``, the ``local`` view's fields).
     """
 
     name: str
@@ -38,6 +40,7 @@ class MethodDef:
     views: str
     model: dict[str, Any] = field(default_factory=dict)
     optim: dict[str, Any] = field(default_factory=dict)
+    crops: dict[str, Any] = field(default_factory=dict)
 
 
 METHODS: Registry[MethodDef] = Registry("method")
@@ -64,6 +67,11 @@ def method_defaults(name: str, dataset: str = "cifar10") -> dict[str, Any]:
     """The configuration layer a method contributes (model, optimizer, augmentation, objective)."""
     method = get_method(name)
     augment = asdict(augment_preset(method.views, dataset=dataset))
+    for key, value in method.crops.items():
+        if isinstance(value, dict):
+            augment[key] = {**augment[key], **value}
+        else:
+            augment[key] = value
     return {
         "method": {"objective": None},
         "model": dict(method.model),

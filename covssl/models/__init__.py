@@ -5,12 +5,14 @@ Importing this package fills the backbone registry through the explicit imports 
 
 from covssl.models import convnet as convnet  # registers "small_convnet"
 from covssl.models import resnet as resnet  # registers "resnet18", "resnet34", "resnet50"
+from covssl.models import vit as vit  # registers "vit_tiny", "vit_small"
 from covssl.models.convnet import SmallConvNet
 from covssl.models.ema import EMATarget, cosine_momentum
 from covssl.models.heads import Predictor, Projector
 from covssl.models.param_groups import param_groups_for_weight_decay
 from covssl.models.registry import create_backbone, list_backbones, register_backbone
 from covssl.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from covssl.models.vit import VisionTransformer, vit_small, vit_tiny
 
 __all__ = [
     "BasicBlock",
@@ -20,6 +22,7 @@ __all__ = [
     "Projector",
     "ResNet",
     "SmallConvNet",
+    "VisionTransformer",
     "cosine_momentum",
     "create_backbone",
     "list_backbones",
@@ -28,4 +31,6 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "vit_small",
+    "vit_tiny",
 ]

@@ -22,16 +22,23 @@ from covssl.objectives.visreg_regularizer import VISRegRegularizer, visreg
 from covssl.objectives.vne import i_vne_loss, von_neumann_entropy
 from covssl.objectives.wasserstein_uniformity import w2_uniformity
 from covssl.objectives.wmse import cholesky_whiten, wmse_loss
+from covssl.objectives.emp_ssl import bag_of_features, emp_ssl_loss
+from covssl.objectives.lejepa import SIGRegRegularizer, lejepa_loss, sigreg
+from covssl.objectives.mmcr import mmcr_loss
+from covssl.objectives.simdino import simdino_loss
 from covssl.objectives.objective import Objective, ObjectiveOutput
 from covssl.objectives.terms import TERMS, TermDef, get_term
+from covssl.objectives import family  # noqa: F401  (registers the rest of the family's terms)
 
 __all__ = [
     "Objective",
     "ObjectiveOutput",
+    "SIGRegRegularizer",
     "TERMS",
     "TermDef",
     "TiCoRegularizer",
     "VISRegRegularizer",
+    "bag_of_features",
     "barlow_twins_loss",
     "cholesky_whiten",
     "coding_rate",
@@ -39,15 +46,20 @@ __all__ = [
     "cosine_alignment",
     "covariance",
     "covariance_penalty",
+    "emp_ssl_loss",
     "frossl_loss",
     "frossl_regularizer",
     "get_term",
     "i_vne_loss",
     "info_nce_loss",
+    "lejepa_loss",
     "matrix_entropy",
     "matrix_ssl_loss",
     "mec_loss",
+    "mmcr_loss",
     "negative_cosine",
+    "sigreg",
+    "simdino_loss",
     "simsiam_loss",
     "spectral_contrastive_loss",
     "taylor_coding_rate",

@@ -13,7 +13,8 @@ paper sums over the views sum instead):
     branch   all | global    mean (or sum) over those views of f(z_v)
     pair     pairs | global  mean over the pairs of those views of f(z_i, z_j)
     set      all | global    f([z_v for those views])                 (MMCR's centroids)
-    stateful global          module(z_1, z_2), the first two (global) views
+    stateful global          module(z_1, z_2), the first two (global) views (default)
+             all             module(z_1, ..., z_V), for modules that take any number (SIGReg)
 
 With two views every default is exactly the two-view objective: f(z1, z2) for an alignment or
 pair term, (f(z1) + f(z2)) / 2 (or the sum) for a regularizer, (f(p1, z2) + f(p2, z1)) / 2 for
@@ -37,7 +38,7 @@ ALLOWED_VIEWS = {
     "branch": ("all", "global"),
     "pair": ("pairs", "global"),
     "set": ("all", "global"),
-    "stateful": ("global",),
+    "stateful": ("global", "all"),
 }
 
 
@@ -73,7 +74,7 @@ def evaluate(
     fn, kind = definition.fn, definition.kind
     global_views = list(views[:num_global])
     if kind == "stateful":
-        return module(views[0], views[1])  # type: ignore[misc]
+        return module(*views) if choice == "all" else module(views[0], views[1])  # type: ignore[misc]
     if kind == "predict":
         pairs = [(a, g) for a in range(len(views)) for g in range(num_global) if a != g]
         return _mean([fn(predictions[a], views[g], **params) for a, g in pairs])  # type: ignore[index]

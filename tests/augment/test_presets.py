@@ -10,7 +10,7 @@ import torch
 from covssl.augment import TwoViewAugment, augment_preset, list_augment_presets, validate_augment_config
 from covssl.augment import presets
 
-RECIPES = ["byol", "simclr", "simsiam"]
+RECIPES = ["byol", "emp_ssl", "simclr", "simsiam"]
 DATASETS = ["cifar10", "cifar100", "imagefolder", "digits"]
 
 

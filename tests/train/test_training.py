@@ -112,15 +112,15 @@ def test_bf16_autocast_trains_with_the_objective_in_fp32(make_config, method: st
 
     seen: list[torch.dtype] = []
     inputs: list[torch.dtype] = []
-    original = Objective.forward
+    original = Objective.over_views
 
-    def spy(self, z1, z2, p1=None, p2=None):
-        inputs.append(z1.dtype)
-        out = original(self, z1, z2, p1, p2)
+    def spy(self, views, predictions=None, num_global=None):
+        inputs.append(views[0].dtype)
+        out = original(self, views, predictions, num_global)
         seen.append(out.loss.dtype)
         return out
 
-    monkeypatch.setattr(Objective, "forward", spy)
+    monkeypatch.setattr(Objective, "over_views", spy)
     result = train(make_config(method, "train.max_steps=2", "train.precision=bf16"))
     assert result.step == 2
     assert seen and all(dtype == torch.float32 for dtype in seen)

@@ -1,0 +1,118 @@
+"""The rest of the family's terms, registered in :data:`covssl.objectives.terms.TERMS`.
+
+Each is the official code's form (see each module's docstring); the classic terms are
+registered in :mod:`covssl.objectives.terms`. Importing :mod:`covssl.objectives` registers both.
+"""
+
+from __future__ import annotations
+
+from covssl.objectives.frossl import frossl_loss
+from covssl.objectives.matrix_ssl import matrix_ssl_loss
+from covssl.objectives.mec import mec_loss
+from covssl.objectives.spectral_contrastive import spectral_contrastive_loss
+from covssl.objectives.tico import TiCoRegularizer
+from covssl.objectives.vibcreg import correlation_penalty
+from covssl.objectives.visreg_regularizer import VISRegRegularizer
+from covssl.objectives.vne import von_neumann_entropy
+from covssl.objectives.wasserstein_uniformity import w2_uniformity
+from covssl.objectives.wmse import wmse_loss
+from covssl.objectives.emp_ssl import emp_ssl_loss
+from covssl.objectives.lejepa import SIGRegRegularizer, lejepa_loss
+from covssl.objectives.mmcr import mmcr_loss
+from covssl.objectives.terms import TermDef, _loss_of, _set_loss_of, register_term
+
+# The rest of the family: each the official code's form (see each module's docstring).
+for _term in (
+    TermDef(
+        "visreg",
+        VISRegRegularizer,
+        "stateful",
+        "mean_j (1 - s_j)^2 + W2^2(sorted slices, N(0,1) quantiles) + mean_j m_j^2, fresh directions each step",
+    ),
+    TermDef(
+        "w2_uniformity",
+        w2_uniformity,
+        "branch",
+        "sqrt(||mu||^2 + 1 + tr S - 2/sqrt(d) tr S^(1/2)): W2 of N(mu, S) of unit rows to N(0, I/d)",
+    ),
+    TermDef(
+        "frossl",
+        _set_loss_of(frossl_loss),
+        "set",
+        "sum_v 2 log ||K_v / tr K_v||_F + V d sum_v mse(zn_v, view mean), zn: unit-norm columns",
+    ),
+    TermDef(
+        "spectral_contrastive",
+        _loss_of(spectral_contrastive_loss),
+        "pair",
+        "(-2 mean_i <z1_i, z2_i> + sum_{i!=j} <z1_i, z2_j>^2 / (B (B-1))) / mu, rows clipped to norm sqrt(mu)",
+    ),
+    TermDef(
+        "tico",
+        TiCoRegularizer,
+        "stateful",
+        "1 - mean <zn1, zn2> + rho mean zn1^T C zn1, C <- beta C + (1 - beta) sg(zn1^T zn1) / B",
+    ),
+    TermDef(
+        "mec",
+        _loss_of(mec_loss),
+        "pair",
+        "-(eps/d) tr sum_k (-1)^(k+1) c^k / k, c = d/(B eps) Z1n Z2n^T (Taylor series of logdet(I + c))",
+    ),
+    TermDef(
+        "matrix_ssl",
+        _loss_of(matrix_ssl_loss),
+        "pair",
+        "matrix cross-entropy: -lambd tr log(C12 + mu I) + gamma/2 sum_{u!=v} -tr[(Cuu + mu I) log(Cvv + mu I)]",
+    ),
+    TermDef(
+        "wmse",
+        _loss_of(wmse_loss),
+        "pair",
+        "2 - 2 mean_b cos(W1_b, W2_b), W = each view whitened by its covariance's Cholesky factor",
+    ),
+    TermDef(
+        "correlation_penalty",
+        correlation_penalty,
+        "branch",
+        "(1/d^2) sum_{i!=j} R_ij^2, R = correlation matrix (VIbCReg), summed over views",
+        reduce="sum",
+    ),
+    TermDef(
+        "von_neumann_entropy",
+        von_neumann_entropy,
+        "branch",
+        "-tr(C log C), C = Zn^T Zn / B (unit rows, uncentred), maximized, mean over views",
+        sign=-1.0,
+    ),
+):
+    register_term(_term)
+
+# Terms over any number of views (multi-crop; see covssl.objectives.views).
+for _term in (
+    TermDef(
+        "sigreg",
+        SIGRegRegularizer,
+        "stateful",
+        "N mean_k int |ecf_k(t) - exp(-t^2/2)|^2 exp(-t^2/2) dt over random slices: Epps-Pulley to N(0, 1)",
+    ),
+    TermDef(
+        "lejepa",
+        _set_loss_of(lejepa_loss),
+        "set",
+        "(1 - lambd) mean_v ||z_v - mean of global views||^2 + lambd mean_v SIGReg(z_v), shared slices",
+    ),
+    TermDef(
+        "mmcr",
+        _set_loss_of(mmcr_loss),
+        "set",
+        "lambd mean_b ||Z_b||_* - ||C||_*, C = the centroids of each image's unit-norm views",
+    ),
+    TermDef(
+        "emp_ssl",
+        _set_loss_of(emp_ssl_loss),
+        "set",
+        "-lambd mean cos(z_v, patch mean) - mean_v 1/2 logdet(I + d/(B eps) Z_v^T Z_v)",
+    ),
+):
+    register_term(_term)
