@@ -251,3 +251,62 @@ def test_views_are_float32_inside_a_bf16_autocast_region() -> None:
     for view, reference in zip(views, expected):
         assert view.dtype == torch.float32
         assert torch.equal(view, reference)
+
+
+def _multi_crop(global_crops: int = 3, local_crops: int = 4, local_size: int = 8) -> AugmentConfig:
+    cfg = augment_preset("byol", 16, "cifar10")
+    cfg.global_crops, cfg.local_crops, cfg.local_size = global_crops, local_crops, local_size
+    return cfg
+
+
+def test_multi_crop_views_have_their_sizes_and_recipes() -> None:
+    aug = TwoViewAugment(_multi_crop())
+    images = _uint8(5, 32)
+    views = aug(images, generator=torch.Generator().manual_seed(0))
+    assert aug.num_views == len(views) == 7
+    assert [v.shape[-1] for v in views] == [16, 16, 16, 8, 8, 8, 8]
+    recipes = [r for r, _ in aug.recipes()]
+    assert recipes[:3] == [aug.config.view1, aug.config.view2, aug.config.view1]  # global recipes alternate
+    assert all(r is aug.config.local for r in recipes[3:])
+
+
+def test_two_global_crops_are_the_two_view_augmentation_whatever_the_locals() -> None:
+    images = _uint8(6, 32)
+    two = TwoViewAugment(augment_preset("byol", 16, "cifar10"))(images, generator=torch.Generator().manual_seed(4))
+    many = TwoViewAugment(_multi_crop(2, 3))(images, generator=torch.Generator().manual_seed(4))
+    assert len(many) == 5
+    for a, b in zip(two, many[:2]):  # the locals are drawn after the globals
+        assert torch.equal(a, b)
+
+
+def test_a_ranks_share_of_multi_crop_is_its_rows_of_the_whole_batch() -> None:
+    aug = TwoViewAugment(_multi_crop())
+    images = _uint8(8, 32)
+    whole = aug(images, generator=torch.Generator().manual_seed(7))
+    for rows in (slice(0, 4), slice(4, 8)):
+        part = aug(images[rows], generator=torch.Generator().manual_seed(7), rows=rows, global_batch=8)
+        for a, b in zip(whole, part):
+            torch.testing.assert_close(a[rows], b)
+
+
+def test_local_crops_cover_their_scale_range() -> None:
+    from covssl.augment import sample_view_params
+
+    cfg = _multi_crop()
+    params = sample_view_params(4000, 32, 32, cfg.local, torch.Generator().manual_seed(0))
+    area = params.boxes[:, 2] * params.boxes[:, 3] / (32 * 32)
+    low, high = cfg.local.crop_scale
+    assert area.min() >= low * 0.8 and area.max() <= high * 1.2  # integer boxes round the area
+    assert area.mean() == pytest.approx((low + high) / 2, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("global_crops", 0, "global_crops: expected an integer >= 1"), ("local_crops", -1, "local_crops"),
+     ("local_size", 0, "local_size"), ("global_crops", 1, "at least 2 views in all")],
+)
+def test_bad_crop_counts_are_named(field: str, value: int, message: str) -> None:
+    cfg = augment_preset("byol")
+    setattr(cfg, field, value)
+    with pytest.raises(ValueError, match=message):
+        TwoViewAugment(cfg)

@@ -112,6 +112,25 @@ def _run_objective(name: str, batches: list[list[torch.Tensor]], rows: slice) ->
     return steps
 
 
+# V-view objectives (multi-crop: 2 global + 4 local views) against one process
+MULTI_VIEW = {name: preset(name, dim=D).spec for name in ("vicreg", "mmcr", "lejepa", "emp_ssl", "frossl")}
+
+
+def _multi_views(seed: int = 2, count: int = 6) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(N, D, generator=g, dtype=torch.float64)
+    return [base + 0.5 * torch.randn(N, D, generator=g, dtype=torch.float64) for _ in range(count)]
+
+
+def _run_multi_view(spec: str, views: list[torch.Tensor], rows: slice) -> dict[str, Any]:
+    objective = Objective.from_spec(spec, dim=D)
+    leaves = _leaves(views, rows)
+    out = objective.over_views(leaves, num_global=2)
+    out.loss.backward()
+    return {"loss": out.loss.detach(), "terms": {k: v.detach() for k, v in out.terms.items()},
+            "grads": [leaf.grad for leaf in leaves]}
+
+
 def _run_standalone(fn: Callable, batch: list[torch.Tensor], rows: slice) -> dict[str, Any]:
     """fn on the gathered views (the identity in one process)."""
     z1, z2 = _leaves(batch[:2], rows)
@@ -150,6 +169,7 @@ def _worker(rank: int, payload: dict[str, Any]) -> dict[str, Any]:
     rows = distributed.local_rows(N)
     batches = payload["batches"]
     result: dict[str, Any] = {"presets": {name: _run_objective(name, batches, rows) for name in METHODS}}
+    result["multi_view"] = {name: _run_multi_view(spec, payload["multi"], rows) for name, spec in MULTI_VIEW.items()}
     result["standalone"] = {
         (name, shape): _run_standalone(fn, payload["shaped"][shape], rows)
         for name, fn in STANDALONE.items()
@@ -171,7 +191,11 @@ def _worker(rank: int, payload: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    payload = {"batches": _batches(0, N, D), "shaped": {k: _batches(1, *s, steps=1)[0] for k, s in SHAPES.items()}}
+    payload = {
+        "batches": _batches(0, N, D),
+        "shaped": {k: _batches(1, *s, steps=1)[0] for k, s in SHAPES.items()},
+        "multi": _multi_views(),
+    }
     return run_on_two_ranks(_worker, Path(tmp_path_factory.mktemp("objectives")), payload)
 
 
@@ -205,6 +229,18 @@ def test_preset_matches_one_process_on_the_global_batch(ranks: list[dict[str, An
         for key, value in ref["state"].items():
             for p in per_rank:
                 torch.testing.assert_close(p["state"][key], value, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_VIEW))
+def test_a_multi_crop_objective_matches_one_process(ranks: list[dict[str, Any]], name: str) -> None:
+    reference = _run_multi_view(MULTI_VIEW[name], _multi_views(), slice(None))
+    per_rank = [r["multi_view"][name] for r in ranks]
+    torch.testing.assert_close(sum(p["loss"] for p in per_rank) / WORLD, reference["loss"], **TOL)
+    for term, value in reference["terms"].items():
+        if get_term(term).scope == "global":
+            for p in per_rank:
+                torch.testing.assert_close(p["terms"][term], value, **TOL)
+    _check_grads([p["grads"] for p in per_rank], reference["grads"])
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

@@ -212,3 +212,22 @@ def test_the_final_knn_and_probe_share_one_encoding(make_config) -> None:
     )
     assert probe == pytest.approx(expected, abs=0)
     assert evaluator.knn_and_probe(backbone, None)[1] is None
+
+
+def test_a_multi_crop_run_trains_and_resumes_exactly(tmp_path, make_config) -> None:
+    crops = ["augment.local_crops=4", "augment.local_size=16", "method.objective=mse[to_global]:25 + variance_hinge:25"]
+    straight = train(make_config("vicreg", *crops, f"train.out_dir={tmp_path / 'straight'}"))
+    assert straight.step == 8
+    train(make_config("vicreg", *crops, f"train.out_dir={tmp_path / 'resumed'}", "train.max_steps=3"))
+    resumed = train(make_config("vicreg", *crops, f"train.out_dir={tmp_path / 'resumed'}"), resume=True)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert resumed.step == 8 and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_every_method_trains_with_the_vit(make_config, method: str) -> None:
+    vit = ["model.backbone=vit_tiny", "model.width=0.125", "augment.image_size=16", "eval.image_size=16"]
+    result = train(make_config(method, "train.max_steps=2", *vit))
+    assert result.step == 2
+    with open(result.run_dir / "steps.csv", newline="") as handle:
+        assert all(math.isfinite(float(row["loss"])) for row in csv.DictReader(handle))
