@@ -65,6 +65,11 @@ def check_objective(config: RunConfig) -> None:
         definitions = check_spec(spec)
     except ValueError as error:
         raise ValueError(f"method.objective: {error}") from None
+    if any(d.kind == "distill" for d in definitions) and config.model.ema_momentum is None:
+        raise ValueError(
+            f"model.ema_momentum: the objective {spec!r} compares the views with an EMA teacher; "
+            "expected a momentum such as 0.996, got None"
+        )
     if any(d.kind == "predict" for d in definitions) and config.model.predictor_hidden <= 0:
         raise ValueError(
             f"model.predictor_hidden: the objective {spec!r} compares predictions with targets; "

@@ -271,3 +271,24 @@ register_method(
         crops={"global_crops": 20},
     )
 )
+register_method(
+    MethodDef(
+        "simdino",
+        "simdino(eps=0.5, coeff=1):1",
+        "every crop's student embedding to the EMA teacher's global crops + coding rate of the globals",
+        "Wu et al. 2025, https://arxiv.org/abs/2502.10385",
+        views="byol",  # DINO's global crops are BYOL's recipe
+        # the official ImageNet recipe scaled to 32 px: 2 global (40-100%) + 8 local crops (5-40%,
+        # 16 px), a 2048-2048-256 head, teacher momentum 0.996 -> 1, AdamW lr 5e-4, wd 0.04
+        model={"projector_hidden": [2048, 2048], "projector_out": 256, "projector_last_bn": False,
+               "ema_momentum": 0.996},
+        optim={"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.04, "warmup_epochs": 10.0},
+        crops={
+            "view1": {"crop_scale": [0.4, 1.0]},
+            "view2": {"crop_scale": [0.4, 1.0]},
+            "local_crops": 8,
+            "local_size": 16,
+            "local": {"crop_scale": [0.05, 0.4]},
+        },
+    )
+)

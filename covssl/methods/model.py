@@ -43,6 +43,8 @@ class SSLModel(nn.Module):
         self.objective = objective
         if objective.needs_predictions and predictor is None:
             raise ValueError(f"objective {objective.spec!r} needs a predictor: set model.predictor_hidden > 0")
+        if objective.needs_targets and ema_momentum is None:
+            raise ValueError(f"objective {objective.spec!r} needs an EMA teacher: set model.ema_momentum")
         self.target: EMATarget | None = None
         if ema_momentum is not None:
             self.target = EMATarget(nn.Sequential(backbone, projector), momentum=ema_momentum)
@@ -67,13 +69,15 @@ class SSLModel(nn.Module):
         z = torch.cat([self.projector(self.backbone(torch.cat(group))) for group in groups if group])  # (VB, d)
         embeddings = list(z.split(batch))
         online = embeddings[0].detach()
-        if self.predictor is None:
-            return self.objective.over_views(embeddings, num_global=num_global), online
-        predictions = list(self.predictor(z).split(batch))  # V x (B, d)
+        targets = None
         if self.target is not None:
             with torch.no_grad():
-                targets = self.target.module(torch.cat(groups[0]))  # (GB, d) targets from the EMA network
-            embeddings[:num_global] = targets.split(batch)
+                targets = list(self.target.module(torch.cat(groups[0])).split(batch))  # G x (B, d), EMA network
+        if self.predictor is None:  # a distillation term (SimDINO) compares the views with the targets
+            return self.objective.over_views(embeddings, num_global=num_global, targets=targets), online
+        predictions = list(self.predictor(z).split(batch))  # V x (B, d)
+        if targets is not None:  # the predictions chase the EMA network's global views (BYOL)
+            embeddings[:num_global] = targets
         return self.objective.over_views(embeddings, predictions, num_global=num_global), online
 
     @torch.no_grad()

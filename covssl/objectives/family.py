@@ -19,7 +19,9 @@ from covssl.objectives.wmse import wmse_loss
 from covssl.objectives.emp_ssl import emp_ssl_loss
 from covssl.objectives.lejepa import SIGRegRegularizer, lejepa_loss
 from covssl.objectives.mmcr import mmcr_loss
-from covssl.objectives.terms import TermDef, _loss_of, _set_loss_of, register_term
+from covssl.objectives.simdino import simdino_loss
+from covssl.objectives.terms import TermDef, _distill_loss_of, _loss_of, _set_loss_of, register_term
+
 
 # The rest of the family: each the official code's form (see each module's docstring).
 for _term in (
@@ -116,3 +118,11 @@ for _term in (
     ),
 ):
     register_term(_term)
+register_term(
+    TermDef(
+        "simdino",
+        _distill_loss_of(simdino_loss),
+        "distill",
+        "-coeff mean cos(teacher global g, student view v != g) - (d+B)/(dB) mean_g 1/2 logdet(I + d/(B eps) W_g^T W_g)",
+    )
+)

@@ -133,6 +133,11 @@ class Objective(nn.Module):
         return str(ObjectiveSpec(self.term_specs, ("normalize",) if self.normalize else ()))
 
     @property
+    def needs_targets(self) -> bool:
+        """True when a term compares the student with an EMA teacher's global views (SimDINO)."""
+        return any(d.kind == "distill" for d, _ in self._resolved)
+
+    @property
     def needs_predictions(self) -> bool:
         """True when a term compares predictor outputs with targets (SimSiam, BYOL)."""
         return any(d.kind == "predict" for d, _ in self._resolved)
@@ -160,6 +165,7 @@ class Objective(nn.Module):
         views: Sequence[torch.Tensor],
         predictions: Sequence[torch.Tensor | None] | None = None,
         num_global: int | None = None,
+        targets: Sequence[torch.Tensor] | None = None,
     ) -> ObjectiveOutput:
         """Evaluate every term on V >= 2 views (multi-crop): embeddings (batch, dim) each, global first.
 
@@ -168,13 +174,25 @@ class Objective(nn.Module):
                 views may come from another resolution; every view has the same batch and dim).
             predictions: the predictor's outputs p1..pV, needed by predictor terms.
             num_global: how many of ``views`` are global (default: all of them).
+            targets: an EMA teacher's embeddings of the global views, detached, needed by
+                distillation terms (SimDINO).
 
         Returns:
             ObjectiveOutput with the total ``loss`` = sum sign * weight * term and ``terms``.
         """
         views = _checked_views(views, predictions, self.needs_predictions, num_global)
         num_global = len(views) if num_global is None else num_global
+        if self.needs_targets and (targets is None or len(targets) != num_global):
+            raise ValueError(
+                f"targets: this objective compares the views with an EMA teacher's {num_global} global views; "
+                f"pass them (set model.ema_momentum), got {'none' if targets is None else len(targets)}"
+            )
         inputs = {f"z{i + 1}": z for i, z in enumerate(views)}
+        if self.needs_targets:
+            with finite_values_checked():  # shapes here; their values with the views', below
+                for i, t in enumerate(targets):  # type: ignore[arg-type]
+                    check_pair(views[0], t, ("z1", f"t{i + 1}"))
+                    inputs[f"t{i + 1}"] = t
         if self.needs_predictions:
             inputs |= {f"p{i + 1}": p for i, p in enumerate(predictions)}  # type: ignore[arg-type]
         finite = all_finite(inputs.values())
@@ -188,16 +206,21 @@ class Objective(nn.Module):
         with torch.autocast(device_type=views[0].device.type, enabled=False), finite_values_checked():
             local = [self._prepared(z) for z in views]
             preds = [self._prepared(p) for p in predictions] if self.needs_predictions else None  # type: ignore[union-attr]
+            teacher = [self._prepared(t) for t in targets] if self.needs_targets else None  # type: ignore[union-attr]
             gathered: list[torch.Tensor] | None = None
+            gathered_teacher: list[torch.Tensor] | None = None
             total = local[0].new_zeros(())
             terms: dict[str, torch.Tensor] = {}
             for spec, (definition, params), choice in zip(self.term_specs, self._resolved, self._views):
-                seen = local
+                seen, seen_teacher = local, teacher
                 if definition.scope == "global":
                     gathered = gathered or [gather(z) for z in local]
                     seen = gathered
+                    if teacher is not None:
+                        gathered_teacher = gathered_teacher or [gather(t) for t in teacher]
+                        seen_teacher = gathered_teacher
                 module = self.stateful[spec.name] if definition.kind == "stateful" else None
-                value = evaluate(definition, params, choice, seen, preds, num_global, module)
+                value = evaluate(definition, params, choice, seen, preds, num_global, module, seen_teacher)
                 terms[spec.name] = value
                 total = total + definition.sign * spec.weight * value
         return ObjectiveOutput(total, terms)

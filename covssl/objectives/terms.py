@@ -39,7 +39,7 @@ from covssl.objectives.simsiam import cosine_alignment, negative_cosine, negativ
 from covssl.objectives.alignment_uniformity import uniformity
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge
 
-Kind = Literal["align", "branch", "pair", "predict", "set", "stateful"]
+Kind = Literal["align", "branch", "pair", "predict", "set", "distill", "stateful"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class TermDef:
         kind: "align" fn(z1, z2); "predict" fn(p, z) applied symmetrically; "branch" fn(z)
             reduced over the views; "pair" fn(z1, z2); "stateful" fn is an nn.Module class
             built once as fn(dim, **params) and called on (z1, z2) (running statistics); "set"
-            fn(views) sees a list of all the views at once (see :mod:`covssl.objectives.views`).
+            fn(views) sees a list of all the views at once (see :mod:`covssl.objectives.views`);
+            "distill" fn(student_views, teacher_views) compares every student view with an EMA
+            teacher's global views (SimDINO).
         reduce: for "branch" terms, "mean" or "sum" over the two views.
         sign: +1 if minimized, -1 if maximized.
         scope: "local" (per rank) or "global" (gathered batch) under torch.distributed.
@@ -105,6 +107,17 @@ def _set_loss_of(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., to
 
     def total(views: list[torch.Tensor], **params: object) -> torch.Tensor:
         return fn(views, **params)["loss"]
+
+    total.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    total.__doc__ = fn.__doc__
+    return total
+
+
+def _distill_loss_of(fn: Callable[..., dict[str, torch.Tensor]]) -> Callable[..., torch.Tensor]:
+    """Adapt fn(student_views, teacher_views, **params) returning a dict to return its ``"loss"``."""
+
+    def total(student: list[torch.Tensor], teacher: list[torch.Tensor], **params: object) -> torch.Tensor:
+        return fn(student, teacher, **params)["loss"]
 
     total.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     total.__doc__ = fn.__doc__

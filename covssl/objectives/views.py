@@ -13,6 +13,8 @@ paper sums over the views sum instead):
     branch   all | global    mean (or sum) over those views of f(z_v)
     pair     pairs | global  mean over the pairs of those views of f(z_i, z_j)
     set      all | global    f([z_v for those views])                 (MMCR's centroids)
+    distill  all             f([z_v], [t_g]): every student view and the EMA teacher's global
+                             views t_g (SimDINO)
     stateful global          module(z_1, z_2), the first two (global) views (default)
              all             module(z_1, ..., z_V), for modules that take any number (SIGReg)
 
@@ -31,6 +33,7 @@ from covssl.objectives.terms import TermDef
 
 DEFAULT_VIEWS = {
     "align": "pairs", "predict": "to_global", "branch": "all", "pair": "pairs", "set": "all", "stateful": "global",
+    "distill": "all",
 }  # fmt: skip
 ALLOWED_VIEWS = {
     "align": ("pairs", "to_global", "to_global_mean"),
@@ -39,6 +42,7 @@ ALLOWED_VIEWS = {
     "pair": ("pairs", "global"),
     "set": ("all", "global"),
     "stateful": ("global", "all"),
+    "distill": ("all",),
 }
 
 
@@ -69,9 +73,12 @@ def evaluate(
     predictions: Sequence[torch.Tensor] | None,
     num_global: int,
     module: Callable[..., torch.Tensor] | None = None,
+    targets: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One term's value over the views (see the module docstring for each kind and choice)."""
     fn, kind = definition.fn, definition.kind
+    if kind == "distill":
+        return fn(list(views), list(targets), **params)  # type: ignore[arg-type]
     global_views = list(views[:num_global])
     if kind == "stateful":
         return module(*views) if choice == "all" else module(views[0], views[1])  # type: ignore[misc]

@@ -101,7 +101,10 @@ def _run_objective(name: str, batches: list[list[torch.Tensor]], rows: slice) ->
     steps = []
     for batch in batches:
         leaves = _leaves(batch, rows)
-        out = objective(*(leaves if objective.needs_predictions else leaves[:2]))
+        if objective.needs_targets:  # SimDINO: p1, p2 stand in for an EMA teacher's global views
+            out = objective.over_views(leaves[:2], num_global=2, targets=[t.detach() for t in leaves[2:]])
+        else:
+            out = objective(*(leaves if objective.needs_predictions else leaves[:2]))
         out.loss.backward()
         steps.append({
             "loss": out.loss.detach(),
@@ -113,7 +116,7 @@ def _run_objective(name: str, batches: list[list[torch.Tensor]], rows: slice) ->
 
 
 # V-view objectives (multi-crop: 2 global + 4 local views) against one process
-MULTI_VIEW = {name: preset(name, dim=D).spec for name in ("vicreg", "mmcr", "lejepa", "emp_ssl", "frossl")}
+MULTI_VIEW = {name: preset(name, dim=D).spec for name in ("vicreg", "mmcr", "lejepa", "emp_ssl", "frossl", "simdino")}
 
 
 def _multi_views(seed: int = 2, count: int = 6) -> list[torch.Tensor]:
@@ -125,7 +128,8 @@ def _multi_views(seed: int = 2, count: int = 6) -> list[torch.Tensor]:
 def _run_multi_view(spec: str, views: list[torch.Tensor], rows: slice) -> dict[str, Any]:
     objective = Objective.from_spec(spec, dim=D)
     leaves = _leaves(views, rows)
-    out = objective.over_views(leaves, num_global=2)
+    teacher = [t[rows] for t in _multi_views(seed=3, count=2)] if objective.needs_targets else None  # EMA's globals
+    out = objective.over_views(leaves, num_global=2, targets=teacher)
     out.loss.backward()
     return {"loss": out.loss.detach(), "terms": {k: v.detach() for k, v in out.terms.items()},
             "grads": [leaf.grad for leaf in leaves]}

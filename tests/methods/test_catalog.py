@@ -44,16 +44,19 @@ def test_heads_and_views_are_the_papers(name: str) -> None:
     assert method.views == PAPER_VIEWS.get(name, "byol")
 
 
-def test_only_byol_has_an_ema_target() -> None:
-    assert [n for n in list_methods() if get_method(n).model.get("ema_momentum")] == ["byol"]
+def test_only_byol_and_simdino_have_an_ema_target() -> None:
+    assert [n for n in list_methods() if get_method(n).model.get("ema_momentum")] == ["byol", "simdino"]
 
 
 @pytest.mark.parametrize("name", list_methods())
 def test_preset_builds_the_methods_objective(name: str) -> None:
     objective = preset(name, dim=8)
     z1, z2 = torch.randn(128, 8, dtype=torch.float64), torch.randn(128, 8, dtype=torch.float64)  # W-MSE: 128 rows
-    extra = (z1 + 0.1, z2 - 0.1) if objective.needs_predictions else ()
-    assert torch.isfinite(objective(z1, z2, *extra).loss)
+    if objective.needs_targets:  # an EMA teacher's global views
+        out = objective.over_views([z1, z2], num_global=2, targets=[z1 + 0.1, z2 - 0.1])
+    else:
+        out = objective(z1, z2, *((z1 + 0.1, z2 - 0.1) if objective.needs_predictions else ()))
+    assert torch.isfinite(out.loss)
 
 
 def test_method_defaults_carry_the_entry() -> None:

@@ -95,7 +95,7 @@ def test_half_precision_embeddings_are_upcast() -> None:
     assert math.isclose(float(out.loss), float(expected), rel_tol=1e-4)
 
 
-_PAIR_TERMS = sorted(name for name, t in TERMS.items() if t.kind != "predict")
+_PAIR_TERMS = sorted(name for name, t in TERMS.items() if t.kind not in ("predict", "distill"))
 # a stop-gradient inside (TiCo's running covariance, VISReg's scale in the shape term) makes the
 # analytic gradient differ from finite differences by design; their modules test it exactly
 _STOP_GRADIENT = {"tico", "visreg"}
@@ -190,8 +190,11 @@ def test_an_objective_checks_each_input_for_nan_once(name: str, monkeypatch) -> 
         return real_stack(ts, *a, **k)
 
     monkeypatch.setattr(torch, "stack", stack)
-    objective(z1, z2, z1 + 0.1, z2 - 0.1)
-    inputs = 4 if objective.needs_predictions else 2
+    if objective.needs_targets:  # SimDINO: the views and an EMA teacher's two global views
+        objective.over_views([z1, z2], num_global=2, targets=[z1 + 0.1, z2 - 0.1])
+    else:
+        objective(z1, z2, z1 + 0.1, z2 - 0.1)
+    inputs = 4 if objective.needs_predictions or objective.needs_targets else 2
     # W-MSE reads once more, together, whether each view's Cholesky factorization succeeded
     reads = 2 if name == "w_mse" else 1
     assert len(checked) == inputs * reads and stacked.count(inputs) == reads

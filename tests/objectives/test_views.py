@@ -110,3 +110,13 @@ def test_gradients_reach_every_view() -> None:
     z = [v.requires_grad_(True) for v in _views()]
     _value("mse[to_global_mean] + variance_hinge", z).backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in z)
+
+
+def test_a_distillation_term_sees_every_student_view_and_the_teachers_globals() -> None:
+    from covssl.objectives import simdino_loss
+
+    z, teacher = _views(), _views(G, seed=5)
+    expected = simdino_loss(z, teacher)["loss"]
+    _close(Objective.from_spec("simdino").over_views(z, num_global=G, targets=teacher).loss, expected)
+    with pytest.raises(ValueError, match="targets: this objective compares the views with an EMA teacher"):
+        Objective.from_spec("simdino").over_views(z, num_global=G)

@@ -114,9 +114,9 @@ def test_bf16_autocast_trains_with_the_objective_in_fp32(make_config, method: st
     inputs: list[torch.dtype] = []
     original = Objective.over_views
 
-    def spy(self, views, predictions=None, num_global=None):
+    def spy(self, views, predictions=None, num_global=None, targets=None):
         inputs.append(views[0].dtype)
-        out = original(self, views, predictions, num_global)
+        out = original(self, views, predictions, num_global, targets)
         seen.append(out.loss.dtype)
         return out
 
