@@ -104,6 +104,7 @@ class EvalConfig:
     baselines: bool = True  # also score the random-init encoder and raw pixels (one extra pass at the start)
     linear_epochs: int = 100  # linear-probe training epochs on the frozen features
     batch_size: int = 512  # images per evaluation forward pass
+    patches: int = 0  # >0: an image's features are the mean over this many training-augmented views (EMP-SSL)
 
 
 @dataclass
@@ -216,6 +217,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError("train.out_dir: expected a folder path, got an empty string")
     _positive(config.train.log_every, "train.log_every")
     _positive(config.eval.batch_size, "eval.batch_size")
+    if isinstance(config.eval.patches, bool) or not isinstance(config.eval.patches, int) or config.eval.patches < 0:
+        raise ValueError(f"eval.patches: expected an integer >= 0, got {config.eval.patches!r}")
     _positive(config.eval.linear_epochs, "eval.linear_epochs")
     _positive(config.optim.lars_eta, "optim.lars_eta")
     for name, value in (("train.seed", config.train.seed), ("train.knn_every", config.train.knn_every),

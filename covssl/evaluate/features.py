@@ -24,14 +24,47 @@ def encode(
     device: torch.device,
     batch_size: int = 512,
 ) -> torch.Tensor:
-    """Features (N, D) of images (N, H, W, 3) uint8 through ``transform`` then ``encoder`` in eval mode."""
+    """Features (N, D) of images (N, H, W, 3) uint8 through ``transform`` then ``encoder`` in eval mode.
+
+    A ``transform`` that returns several views of each image (a tuple, e.g. :class:`PatchBag`)
+    gives the mean of their features: EMP-SSL's bag of features.
+    """
     was_training = encoder.training
     encoder.eval()
     try:
-        chunks = [encoder(transform(batch.to(device))).float() for batch in iterate_batches(images, batch_size)]
+        chunks = []
+        for batch in iterate_batches(images, batch_size):
+            views = transform(batch.to(device))
+            if isinstance(views, (tuple, list)):
+                chunks.append(sum(encoder(v).float() for v in views) / len(views))  # (B, D) mean over views
+            else:
+                chunks.append(encoder(views).float())
     finally:
         encoder.train(was_training)
     return torch.cat(chunks)
+
+
+class PatchBag(nn.Module):
+    """Several augmented views of each image, the same ones at every call (EMP-SSL's evaluation).
+
+    [0] Tong, Chen, Ma, LeCun, 2023, https://arxiv.org/abs/2304.03977: a test image's embedding
+    is the mean over its patches' embeddings ("bag of features"). The views of a batch are drawn
+    from a generator seeded by ``seed`` and the batch's pixel sum, so repeated evaluations of a
+    run see the same patches.
+
+    Args:
+        augment: a multi-view augmentation (``TwoViewAugment`` of as many global crops as views).
+        seed: the evaluation seed.
+    """
+
+    def __init__(self, augment: nn.Module, seed: int = 0) -> None:
+        super().__init__()
+        self.augment = augment
+        self.seed = seed
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        generator = torch.Generator().manual_seed(self.seed + int(images.sum()) % 2**31)
+        return self.augment(images, generator=generator)
 
 
 def raw_pixels(images: np.ndarray) -> torch.Tensor:

@@ -88,12 +88,15 @@ class SSLModel(nn.Module):
 
 
 def backbone_kwargs(config: RunConfig) -> dict[str, object]:
-    """Keyword arguments for the configured backbone (cifar_stem only where the backbone has a stem)."""
+    """Keyword arguments for the configured backbone: cifar_stem where the backbone has a stem, and
+    the ViTs' position grid at the global crops' size (other sizes interpolate it)."""
     if config.model.backbone.startswith("timm:"):
         return {}  # timm models take their own architecture arguments
     kwargs: dict[str, object] = {"width": config.model.width}
     if config.model.backbone.startswith("resnet"):
         kwargs["cifar_stem"] = config.model.cifar_stem
+    if config.model.backbone.startswith("vit"):
+        kwargs["image_size"] = config.augment.image_size
     return kwargs
 
 

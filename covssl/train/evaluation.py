@@ -7,22 +7,28 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from covssl.augment import EvalTransform
+from covssl.augment import EvalTransform, TwoViewAugment
 from covssl.config import EvalConfig, RunConfig
-from covssl.evaluate.features import encode, raw_pixels
+from covssl.evaluate.features import PatchBag, encode, raw_pixels
 from covssl.evaluate.knn import knn_accuracy
 from covssl.evaluate.linear import linear_probe_accuracy
 from covssl.train.data import Splits
 
 
-def eval_transform(config: RunConfig) -> EvalTransform:
-    """The deterministic evaluation transform of a run: images resized to ``eval.image_size``.
+def eval_transform(config: RunConfig) -> EvalTransform | PatchBag:
+    """The evaluation transform of a run: images resized to ``eval.image_size``, or a bag of patches.
 
     Defaults to the training crops' side (``augment.image_size``). Evaluating at a larger side
     than the crops were trained at compensates for RandomResizedCrop's zoom (Touvron et al.,
-    2019, "Fixing the train-test resolution discrepancy", arXiv 1906.06423).
+    2019, "Fixing the train-test resolution discrepancy", arXiv 1906.06423). With
+    ``eval.patches`` > 0 each image is that many views of the first training recipe, and its
+    features their mean (EMP-SSL).
     """
     size = config.eval.image_size or config.augment.image_size
+    if config.eval.patches > 0:
+        views = replace(config.augment, image_size=size, global_crops=config.eval.patches, local_crops=0,
+                        view2=config.augment.view1)
+        return PatchBag(TwoViewAugment(views), seed=config.train.seed)
     return EvalTransform(replace(config.augment, image_size=size))
 
 

@@ -56,3 +56,30 @@ def test_linear_probe_separates_linearly_separable_classes(method: str) -> None:
     noise = torch.randint(0, 3, (1000,), generator=g)
     chance = linear_probe_accuracy(x[:1000], noise, x[1000:], y[1000:], 3, epochs=50)
     assert chance < 0.6  # labels that carry no signal cannot be probed
+
+
+def test_a_bag_of_patches_is_the_mean_of_its_views_features_and_repeats() -> None:
+    from covssl.augment import AugmentConfig, TwoViewAugment
+    from covssl.evaluate.features import PatchBag, encode
+
+    images = np.random.default_rng(0).integers(0, 256, size=(10, 16, 16, 3), dtype=np.uint8)
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    bag = PatchBag(TwoViewAugment(AugmentConfig(image_size=8, global_crops=3)), seed=1)
+    first = encode(encoder, images, bag, torch.device("cpu"), batch_size=4)
+    assert first.shape == (10, 5)
+    assert torch.equal(first, encode(encoder, images, bag, torch.device("cpu"), batch_size=4))  # same patches
+    batch = torch.from_numpy(images[:4]).permute(0, 3, 1, 2)
+    expected = sum(encoder(v) for v in bag(batch)) / 3
+    torch.testing.assert_close(first[:4], expected)
+
+
+def test_eval_patches_gives_a_bag_of_patches_transform() -> None:
+    from covssl.resolve import load_config
+    from covssl.train.evaluation import eval_transform
+    from covssl.evaluate.features import PatchBag
+
+    config = load_config(None, ["method.name=emp_ssl", "eval.patches=4"])
+    transform = eval_transform(config)
+    assert isinstance(transform, PatchBag) and transform.augment.num_views == 4
+    with pytest.raises(ValueError, match="eval.patches: expected an integer >= 0"):
+        load_config(None, ["eval.patches=-1"])

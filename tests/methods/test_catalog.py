@@ -107,3 +107,13 @@ def test_visreg_composition_is_lejepa_invariance_plus_the_regularizer() -> None:
     regularizer = (visreg(z1, directions)["loss"] + visreg(z2, directions)["loss"]) / 2
     expected = 0.4 * invariance + 0.6 * regularizer  # lambda = 0.6
     torch.testing.assert_close(objective(z1, z2).loss, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_vit_gets_its_position_grid_at_the_global_crop_size() -> None:
+    from covssl.methods.model import backbone_kwargs, build_model
+    from covssl.resolve import load_config
+
+    config = load_config(None, ["model.backbone=vit_tiny", "model.width=0.125", "augment.image_size=16"])
+    assert backbone_kwargs(config) == {"width": 0.125, "image_size": 16}
+    assert build_model(config).backbone.pos_embed.shape[1] == 1 + (16 // 4) ** 2  # CLS + a 4 x 4 grid
+    assert "image_size" not in backbone_kwargs(load_config(None, ["model.backbone=resnet18"]))

@@ -231,3 +231,8 @@ def test_every_method_trains_with_the_vit(make_config, method: str) -> None:
     assert result.step == 2
     with open(result.run_dir / "steps.csv", newline="") as handle:
         assert all(math.isfinite(float(row["loss"])) for row in csv.DictReader(handle))
+
+
+def test_emp_ssl_trains_and_scores_a_bag_of_patches(make_config) -> None:
+    result = train(make_config("emp_ssl", "train.max_steps=2", "augment.global_crops=4", "eval.patches=3"))
+    assert result.step == 2 and 0.0 <= result.knn["trained"] <= 1.0
