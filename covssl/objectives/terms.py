@@ -76,7 +76,7 @@ class TermDef:
     def defaults(self) -> dict[str, object]:
         """The keyword parameters of ``fn`` with their defaults (tensor arguments excluded)."""
         params = inspect.signature(self.fn).parameters.values()
-        excluded = ("path", "dim")
+        excluded = ("path", "dim", "directions", "generator")  # not spec values: tensors, generators
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty and p.name not in excluded}
 
     def integer_params(self) -> set[str]:
