@@ -49,20 +49,29 @@ def measure(method: str, args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(0)
     model = build_model(config)
     optimizer = build_optimizer(model, config.optim, config.optim.lr)
-    views = torch.randn(2, args.batch_size, 3, args.image_size, args.image_size)
+    crops = config.augment
+    local_size = max(1, round(args.image_size * crops.local_size / crops.image_size))  # the method's ratio
+    sizes = [args.image_size] * crops.global_crops + [local_size] * crops.local_crops  # every view of the method
+    views = [torch.randn(args.batch_size, 3, size, size) for size in sizes]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        output, _ = model(views[0], views[1])
+        output, _ = model(*views)
         output.loss.backward()
         optimizer.step()
 
     dim = config.model.projector_out
-    z = torch.randn(4, args.batch_size, dim, requires_grad=True)
+    z = [torch.randn(args.batch_size, dim, requires_grad=True) for _ in sizes]
+    p = [torch.randn(args.batch_size, dim, requires_grad=True) for _ in sizes]
+    teacher = [torch.randn(args.batch_size, dim) for _ in range(crops.global_crops)]
 
     def objective_only() -> None:
-        extra = (z[2], z[3]) if model.objective.needs_predictions else ()
-        model.objective(z[0], z[1], *extra).loss.backward()
+        objective = model.objective
+        output = objective.over_views(
+            z, p if objective.needs_predictions else None, crops.global_crops,
+            teacher if objective.needs_targets else None,
+        )
+        output.loss.backward()
 
     step_s = _timed(step, args.repeats)
     objective_s = _timed(objective_only, args.repeats)
