@@ -64,7 +64,7 @@ from torch import nn
 from covssl._checks import check_embeddings, check_non_negative
 from covssl.linalg import at_least_float32
 from covssl.objectives.frossl import _check_views
-from covssl.objectives.visreg_regularizer import _check_count, _check_directions, random_directions
+from covssl.objectives.slicing import SlicedRegularizer, _check_count, _check_directions, random_directions
 
 _T_MAX = 3.0  # the largest knot of the official code
 _KNOTS = 17  # knots on [0, _T_MAX], official default
@@ -127,7 +127,7 @@ def sigreg(
             (official README and lightly: 1024).
         generator: source of the random directions; None: a fresh generator seeded 0, so the
             same call always gives the same value. See
-            :func:`covssl.objectives.visreg_regularizer.random_directions`.
+            :func:`covssl.objectives.slicing.random_directions`.
 
     Returns:
         Scalar tensor in the dtype of z promoted to at least float32.
@@ -208,7 +208,7 @@ def lejepa_loss(
     return {"loss": (1.0 - lambd) * invariance + lambd * statistic, "invariance": invariance, "sigreg": statistic}
 
 
-class SIGRegRegularizer(nn.Module):
+class SIGRegRegularizer(SlicedRegularizer):
     """:func:`sigreg` with directions that change every step and are the same on every rank.
 
     forward(z1, z2=None, *more) = mean over the given views v of sigreg(z_v, U_t)
@@ -234,37 +234,8 @@ class SIGRegRegularizer(nn.Module):
         1
     """
 
-    step: torch.Tensor
-
     def __init__(self, dim: int, num_slices: int = 1024, seed: int = 0) -> None:
-        super().__init__()
-        self.dim = _check_count(dim, "dim")
-        self.num_slices = _check_count(num_slices, "num_slices")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
-        self.seed = seed
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._step = 0  # host copy of ``step``: reading the buffer each call would wait for the device
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._step = int(self.step)
-
-    def reset_state(self) -> None:
-        """Start the sequence of directions again: step = 0."""
-        self._step = 0
-        self.step.zero_()
-
-    def directions(
-        self,
-        step: int | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
-        """The (num_slices, dim) unit directions of ``step`` (default: those of the next call)."""
-        step = self._step if step is None else step
-        generator = torch.Generator().manual_seed(self.seed + step)
-        return random_directions(self.num_slices, self.dim, generator, device=device, dtype=dtype)
+        super().__init__(dim, num_slices, seed)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor | None = None, *more: torch.Tensor) -> torch.Tensor:
         """Mean over the given views of sigreg(z_v, U), the same directions U for all.
@@ -289,9 +260,7 @@ class SIGRegRegularizer(nn.Module):
             dtype = functools.reduce(torch.promote_types, (at_least_float32(z).dtype for z in views))
             u = self.directions(device=z1.device, dtype=dtype)  # (K, d), one draw for all views
             total = sum(_epps_pulley(z.to(dtype) @ u.T).mean() for z in views)  # (N, d) @ (d, K) -> (N, K)
-        if self.training:
-            self._step += 1
-            self.step.fill_(self._step)
+        self.advance()
         return total / len(views)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:

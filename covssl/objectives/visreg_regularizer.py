@@ -38,66 +38,12 @@ sorted projections with their N quantiles are statistics of the gathered batch, 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from covssl._checks import check_embeddings, check_non_negative
 from covssl.linalg import at_least_float32
+from covssl.objectives.slicing import SlicedRegularizer, _check_count, _check_directions, random_directions
 
 _STD_EPS = 1e-4  # added to the detached standard deviation, as in [0]
-_UNIT_TOL = 1e-4  # how far from 1 a given direction's norm may be
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
-
-
-def _check_directions(directions: object, dim: int) -> torch.Tensor:
-    if not isinstance(directions, torch.Tensor):
-        got = type(directions).__name__
-        raise ValueError(f"directions: expected a torch.Tensor of shape (slices, {dim}), got {got}")
-    if directions.ndim != 2 or directions.shape[1] != dim or directions.shape[0] < 1:
-        raise ValueError(f"directions: expected shape (slices >= 1, {dim}), got {tuple(directions.shape)}")
-    if not directions.is_floating_point():
-        raise ValueError(f"directions: expected a floating-point dtype, got {directions.dtype}")
-    if not bool(torch.isfinite(directions).all()):
-        raise ValueError("directions: expected finite values, got NaN/inf entries")
-    norms = torch.linalg.vector_norm(directions.double(), dim=1)  # (K,)
-    worst = float((norms - 1.0).abs().max())
-    if worst > _UNIT_TOL:
-        raise ValueError(f"directions: expected rows of norm 1 (within {_UNIT_TOL}), got a norm off by {worst:.3g}")
-    return directions
-
-
-def random_directions(
-    num_slices: int,
-    dim: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """K = num_slices directions uniform on the unit sphere of R^dim, shape (K, dim).
-
-    Gaussian rows drawn (float32) on the generator's device, moved to ``device`` and ``dtype``,
-    divided by their norms. ``generator=None``: a fresh generator seeded 0 (always the same).
-
-    Examples:
-        >>> u = random_directions(3, 5)
-        >>> torch.allclose(u.norm(dim=1), torch.ones(3))
-        True
-        >>> torch.equal(u, random_directions(3, 5, torch.Generator().manual_seed(0)))
-        True
-    """
-    num_slices = _check_count(num_slices, "num_slices")
-    dim = _check_count(dim, "dim")
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    elif not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-    gaussian = torch.randn(num_slices, dim, generator=generator, device=generator.device, dtype=torch.float32)
-    gaussian = gaussian.to(device=device, dtype=dtype)
-    return gaussian / torch.linalg.vector_norm(gaussian, dim=1, keepdim=True)  # (K, d)
 
 
 def _parts(x: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -187,7 +133,7 @@ def visreg(
     return {"loss": _weighted(parts, scale_weight, shape_weight, centre_weight), **parts}
 
 
-class VISRegRegularizer(nn.Module):
+class VISRegRegularizer(SlicedRegularizer):
     """:func:`visreg` with directions that change every step and are the same on every rank.
 
     forward(z1, z2=None) = mean over the given views v of visreg(z_v, directions)["loss"]
@@ -216,8 +162,6 @@ class VISRegRegularizer(nn.Module):
         1
     """
 
-    step: torch.Tensor
-
     def __init__(
         self,
         dim: int,
@@ -227,39 +171,12 @@ class VISRegRegularizer(nn.Module):
         shape_weight: float = 1.0,
         centre_weight: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.dim = _check_count(dim, "dim")
-        self.num_slices = _check_count(num_slices, "num_slices")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
-        self.seed = seed
+        super().__init__(dim, num_slices, seed)
         self.weights = {
             "scale_weight": check_non_negative(scale_weight, "scale_weight"),
             "shape_weight": check_non_negative(shape_weight, "shape_weight"),
             "centre_weight": check_non_negative(centre_weight, "centre_weight"),
         }
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._step = 0  # host copy of ``step``: reading the buffer each call would wait for the device
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._step = int(self.step)
-
-    def reset_state(self) -> None:
-        """Start the sequence of directions again: step = 0."""
-        self._step = 0
-        self.step.zero_()
-
-    def directions(
-        self,
-        step: int | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
-        """The (num_slices, dim) unit directions of ``step`` (default: those of the next call)."""
-        step = self._step if step is None else step
-        generator = torch.Generator().manual_seed(self.seed + step)
-        return random_directions(self.num_slices, self.dim, generator, device=device, dtype=dtype)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor | None = None) -> torch.Tensor:
         """Mean over the given views of visreg(z_v, u)["loss"], the same directions u for all.
@@ -285,9 +202,7 @@ class VISRegRegularizer(nn.Module):
                 if (x.device, x.dtype) not in drawn:
                     drawn[x.device, x.dtype] = self.directions(device=x.device, dtype=x.dtype)  # (K, d)
                 total.append(_weighted(_parts(x, drawn[x.device, x.dtype]), **self.weights))
-        if self.training:
-            self._step += 1
-            self.step.fill_(self._step)
+        self.advance()
         return sum(total) / len(total)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covssl.objectives.lejepa import SIGRegRegularizer, lejepa_loss, sigreg
-from covssl.objectives.visreg_regularizer import random_directions
+from covssl.objectives.slicing import random_directions
 
 lejepa_module = importlib.import_module("covssl.objectives.lejepa")
 

@@ -13,7 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covssl.objectives.visreg_regularizer import VISRegRegularizer, random_directions, visreg
+from covssl.objectives.slicing import random_directions
+from covssl.objectives.visreg_regularizer import VISRegRegularizer, visreg
 
 # The package re-exports functions named like their modules, so get the module itself this way.
 visreg_module = importlib.import_module("covssl.objectives.visreg_regularizer")
