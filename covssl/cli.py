@@ -124,6 +124,10 @@ def methods() -> None:
         if model.get("ema_momentum") is not None:
             shown += f", EMA {model['ema_momentum']}"
         shown += f"; {optim.get('optimizer')} lr {optim.get('lr')}/256, wd {optim.get('weight_decay')}"
+        crops = method.crops
+        if crops.get("global_crops", 2) != 2 or crops.get("local_crops"):
+            shown += f"; views {crops.get('global_crops', 2)} global + {crops.get('local_crops', 0)} local"
+        shown += f"; {method.views} augmentations"
         table.add_row(name, method.objective, formulas, shown, method.paper)
     console.print(table)
     console.print("Compose your own: covssl train method.objective='mse:25 + coding_rate(eps=0.5):1'")
