@@ -9,12 +9,15 @@ without autograd, and documents its healthy and collapsed values:
 * alignment and uniformity on the hypersphere (``hypersphere``);
 * the gap between the coding rate and its second-order Taylor surrogate (``taylor``);
 * stochastic Lanczos quadrature for log-determinants of large operators (``slq``);
+* label-free quality metrics, to rank healthy runs without labels: RankMe, alpha-ReQ, NESum,
+  stable rank, LiDAR, W2 uniformity (``quality``);
 * ``collapse_report``: all of them in one JSON-serializable dict (``report``);
 * ``verdict``: healthy, partially collapsed or collapsed, from that report (``verdict``).
 """
 
 from covssl.diagnostics.decomposition import center_residual, gradient_split, std_of_normalized
 from covssl.diagnostics.hypersphere import alignment, uniformity
+from covssl.diagnostics.quality import alpha_req, label_free_metrics, lidar, nesum, rankme, stable_rank, w2_uniformity
 from covssl.diagnostics.report import collapse_report, json_safe
 from covssl.diagnostics.slq import logdet_slq, logdet_slq_gram
 from covssl.diagnostics.spectrum import effective_rank, isotropy, spectrum
@@ -24,6 +27,7 @@ from covssl.diagnostics.verdict import verdict
 __all__ = [
     "verdict",
     "alignment",
+    "alpha_req",
     "center_residual",
     "coding_rate_terms",
     "collapse_report",
@@ -31,10 +35,16 @@ __all__ = [
     "gradient_split",
     "isotropy",
     "json_safe",
+    "label_free_metrics",
+    "lidar",
     "logdet_slq",
     "logdet_slq_gram",
+    "nesum",
+    "rankme",
     "spectrum",
+    "stable_rank",
     "std_of_normalized",
     "taylor_gap",
     "uniformity",
+    "w2_uniformity",
 ]

@@ -10,11 +10,12 @@ import pytest
 
 from covssl import diagnostics
 
-MODULES = ["decomposition", "hypersphere", "report", "slq", "spectrum", "taylor"]
+MODULES = ["decomposition", "hypersphere", "report", "quality", "slq", "spectrum", "taylor"]
 # the diagnostics proper (not the helpers json_safe, logdet_slq*) state healthy/collapsed values
 DIAGNOSTICS = {
     "spectrum", "effective_rank", "isotropy", "std_of_normalized", "center_residual",
     "gradient_split", "alignment", "uniformity", "taylor_gap", "coding_rate_terms",
+    "rankme", "alpha_req", "nesum", "stable_rank", "lidar", "w2_uniformity",
 }  # fmt: skip
 
 

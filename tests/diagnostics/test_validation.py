@@ -21,6 +21,12 @@ SINGLE: dict[str, Callable[[torch.Tensor], object]] = {
     "gradient_split": lambda z: d.gradient_split(lambda zn: zn.sum(), z),
     "logdet_slq_gram": lambda z: d.logdet_slq_gram(z, 1.0),
     "collapse_report": d.collapse_report,
+    "rankme": d.rankme,
+    "alpha_req": d.alpha_req,
+    "nesum": d.nesum,
+    "stable_rank": d.stable_rank,
+    "w2_uniformity": d.w2_uniformity,
+    "label_free_metrics": d.label_free_metrics,
 }
 
 BAD = {
