@@ -105,6 +105,8 @@ class EvalConfig:
     linear_epochs: int = 100  # linear-probe training epochs on the frozen features
     batch_size: int = 512  # images per evaluation forward pass
     patches: int = 0  # >0: an image's features are the mean over this many training-augmented views (EMP-SSL)
+    probe_images: int = 1000  # label-free metrics (LiDAR, RankMe) on this many training images; 0: none
+    probe_views: int = 8  # augmented views of each probe image (LiDAR's samples of one image), >= 2
 
 
 @dataclass
@@ -220,6 +222,10 @@ def validate(config: RunConfig) -> None:
     if isinstance(config.eval.patches, bool) or not isinstance(config.eval.patches, int) or config.eval.patches < 0:
         raise ValueError(f"eval.patches: expected an integer >= 0, got {config.eval.patches!r}")
     _positive(config.eval.linear_epochs, "eval.linear_epochs")
+    for name, least in (("probe_images", 0), ("probe_views", 2)):
+        value = getattr(config.eval, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"eval.{name}: expected an integer >= {least}, got {value!r}")
     _positive(config.optim.lars_eta, "optim.lars_eta")
     for name, value in (("train.seed", config.train.seed), ("train.knn_every", config.train.knn_every),
                         ("model.predictor_hidden", config.model.predictor_hidden)):

@@ -8,6 +8,8 @@
     https://arxiv.org/abs/2203.16262
 [3] Wang, Isola, 2020, "Understanding Contrastive Representation Learning through Alignment
     and Uniformity on the Hypersphere", https://arxiv.org/abs/2005.10242
+[4] The label-free quality metrics (RankMe, alpha-ReQ, NESum, stable rank, LiDAR, W2
+    uniformity) and their papers: :mod:`covssl.diagnostics.quality`
 
 Every value sits next to its reference values, "<name>_healthy" and "<name>_collapsed", so a
 report can be read without the docstrings. JSON has no infinity or NaN: non-finite floats
@@ -24,6 +26,8 @@ import torch
 from covssl._checks import check_embeddings, check_pair, check_positive
 from covssl.diagnostics.decomposition import center_residual, std_of_normalized
 from covssl.diagnostics.hypersphere import alignment, uniformity
+from covssl.diagnostics.quality import ALPHA_REQ_RANKS, RANKME_SAMPLES, alpha_req, lidar, nesum, rankme, stable_rank
+from covssl.diagnostics.quality import w2_uniformity
 from covssl.diagnostics.spectrum import isotropy, spectrum
 from covssl.diagnostics.taylor import coding_rate_terms
 
@@ -56,6 +60,34 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _label_free(z1: torch.Tensor, z2: torch.Tensor | None) -> dict[str, Any]:
+    """The label-free quality metrics of z1 (LiDAR of the pair when z2 is given), with references."""
+    batch, dim = z1.shape
+    samples = min(batch, RANKME_SAMPLES)
+    entries: dict[str, Any] = {
+        "rankme": rankme(z1[:samples]),
+        "rankme_samples": samples,
+        "rankme_healthy": float(min(samples, dim)),
+        "rankme_collapsed": 1.0,
+        "nesum": nesum(z1),
+        "nesum_healthy": float(min(batch - 1, dim)),
+        "nesum_collapsed": 0.0,
+        "stable_rank": stable_rank(z1),
+        "stable_rank_healthy": float(min(batch - 1, dim)),
+        "stable_rank_collapsed": 0.0,
+        "w2_uniformity": w2_uniformity(z1),
+        "w2_uniformity_healthy": 0.0,
+        "w2_uniformity_collapsed": math.sqrt(2.0),
+    }
+    if min(batch - 1, dim) >= ALPHA_REQ_RANKS[1]:
+        fit = alpha_req(z1)
+        entries.update(alpha_req=fit["alpha"], alpha_req_r2=fit["r2"], alpha_req_healthy=1.0,
+                       alpha_req_collapsed=math.inf)
+    if z2 is not None:
+        entries.update(lidar=lidar([z1, z2]), lidar_healthy=float(min(batch - 1, dim)), lidar_collapsed=1.0)
+    return entries
+
+
 def collapse_report(
     z1: torch.Tensor,
     z2: torch.Tensor | None = None,
@@ -79,6 +111,13 @@ def collapse_report(
       uniformity                  healthy -2 t B / (B - 1) (its lower bound), collapsed 0.0 [3]
       alignment (z2 only)         healthy 0.0 (also 0.0 when collapsed: read with uniformity)
       coding_rate, taylor_surrogate, taylor_gap   R, T and R - T (no healthy/collapsed value)
+      rankme                      healthy min(N, d), collapsed 1.0 (on the first rankme_samples
+                                  = min(B, 25,600) rows, the paper's sample size)   [4]
+      nesum, stable_rank          healthy min(B - 1, d), collapsed 0.0                [4]
+      w2_uniformity               healthy 0.0 (its optimum), collapsed sqrt(2)        [4]
+      alpha_req, alpha_req_r2     only when min(B - 1, d) >= 100; healthy alpha 1.0, collapsed inf
+      lidar (z2 only)             LiDAR of the two views (each row an image); healthy min(B - 1, d),
+                                  collapsed 1.0                                      [4]
 
     with "<name>_healthy" and "<name>_collapsed" entries holding the reference values. The
     single-batch metrics describe z1; z2 only enters the alignment.
@@ -138,6 +177,7 @@ def collapse_report(
         "uniformity_collapsed": 0.0,
         **coding_rate_terms(z1, eps),
     }
+    report.update(_label_free(z1, z2))
     if z2 is not None:
         report["alignment"] = alignment(z1, z2, alpha)
         report["alignment_healthy"] = 0.0

@@ -44,6 +44,51 @@ def encode(
     return torch.cat(chunks)
 
 
+@torch.no_grad()
+def encode_views(
+    backbone: nn.Module,
+    projector: nn.Module,
+    images: np.ndarray,
+    augment: nn.Module,
+    device: torch.device,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features and projector embeddings of V augmented views of each image, in eval mode.
+
+    Batch k of images is augmented with a generator seeded by ``seed + k``: the same views at every
+    call, whatever the network. Used by the label-free metrics that need several views of one image
+    (LiDAR).
+
+    Args:
+        backbone: images (B, 3, h, w) -> features (B, D).
+        projector: features (B, D) -> embeddings (B, d).
+        images: uint8 (N, H, W, 3).
+        augment: images (B, 3, H, W) -> a tuple of V views.
+        device: where the networks are.
+        batch_size: images per pass.
+        seed: the views' seed.
+
+    Returns:
+        (features (V, N, D), embeddings (V, N, d)), float32 on the CPU.
+    """
+    modes = backbone.training, projector.training
+    backbone.eval()
+    projector.eval()
+    try:
+        features, embeddings = [], []
+        for k, batch in enumerate(iterate_batches(images, batch_size)):
+            views = augment(batch.to(device), generator=torch.Generator().manual_seed(seed + k))
+            h = torch.stack([backbone(v).float() for v in views])  # (V, B, D)
+            z = torch.stack([projector(h_v).float() for h_v in h])  # (V, B, d)
+            features.append(h.cpu())
+            embeddings.append(z.cpu())
+    finally:
+        backbone.train(modes[0])
+        projector.train(modes[1])
+    return torch.cat(features, dim=1), torch.cat(embeddings, dim=1)
+
+
 class PatchBag(nn.Module):
     """Several augmented views of each image, the same ones at every call (EMP-SSL's evaluation).
 

@@ -16,7 +16,7 @@ import torch
 
 from covssl import distributed
 from covssl.config import RunConfig
-from covssl.diagnostics import effective_rank, std_of_normalized
+from covssl.diagnostics import effective_rank, label_free_metrics, std_of_normalized
 from covssl.models import cosine_momentum
 from covssl.train.budget import BudgetPlan, plan_epochs, recent_pace, revised_epochs
 from covssl.train.checkpoint import save_checkpoint
@@ -190,7 +190,12 @@ def _step(run: Run, state: TrainingState, schedule: Schedule, order: torch.Tenso
 
 def _end_epoch(run: Run, state: TrainingState, budget: Budget, last_z: torch.Tensor | None, losses: list[float],
                logs: _Logs) -> float:
-    """Log the epoch (mean loss, collapse indicators, periodic kNN) and move to the next; the kNN seconds."""
+    """Log the epoch and move to the next; the seconds of the periodic evaluation (0.0 when none).
+
+    Every epoch: the mean loss, the collapse indicators and the cheap label-free metrics of the
+    last (gathered) batch of embeddings. Every ``train.knn_every`` epochs: kNN top-1 and the
+    probe's label-free metrics (LiDAR, RankMe over several views of fixed training images).
+    """
     if last_z is not None and distributed.is_distributed():
         last_z = distributed.gather(last_z)  # collapse indicators of the global batch
     knn_seconds = 0.0
@@ -200,10 +205,12 @@ def _end_epoch(run: Run, state: TrainingState, budget: Budget, last_z: torch.Ten
             row["std_of_normalized"] = float(std_of_normalized(last_z))
             row["effective_rank"] = float(effective_rank(last_z))
             row["std_of_normalized_healthy"] = 1.0 / math.sqrt(last_z.shape[1])
+            row.update(label_free_metrics(last_z))
         every = run.config.train.knn_every
         if every and (state.epoch + 1) % every == 0 and state.epoch + 1 < state.epochs:
             began = time.perf_counter()
             row["knn_top1"] = run.evaluator.knn(run.model.backbone)  # type: ignore[union-attr]
+            row.update(run.probe_metrics())
             budget.knn_seconds = knn_seconds = time.perf_counter() - began
         logs.epochs.write(row)
         logs.board.write("epoch", row, state.step)  # type: ignore[union-attr]
@@ -222,9 +229,11 @@ def finish(run: Run, state: TrainingState, images_per_second: float) -> TrainRes
         run.model.backbone, config.eval.linear_epochs if config.eval.linear_probe else None
     )
     result.knn = {"trained": knn, **state.baselines}
+    result.label_free = run.probe_metrics()
     result.wall_seconds = time.perf_counter() - run.began
     summary = {
         "step": state.step, "knn_top1": result.knn, "linear_probe_top1": result.linear_probe,
+        "label_free": result.label_free,
         "images_per_second": images_per_second, "epochs": state.epochs, "precision": state.precision,
         "wall_seconds": result.wall_seconds, "time_budget_minutes": config.train.time_budget_minutes,
     }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import nn
 
 from covssl.augment import EvalTransform, TwoViewAugment
 from covssl.config import EvalConfig, RunConfig
-from covssl.evaluate.features import PatchBag, encode, raw_pixels
+from covssl.diagnostics import lidar, rankme
+from covssl.diagnostics.quality import RANKME_SAMPLES
+from covssl.evaluate.features import PatchBag, encode, encode_views, raw_pixels
 from covssl.evaluate.knn import knn_accuracy
 from covssl.evaluate.linear import linear_probe_accuracy
 from covssl.train.data import Splits
@@ -75,3 +78,44 @@ class KnnEvaluator:
             bank, self.bank_labels, queries, self.query_labels, self.splits.num_classes, epochs=probe_epochs
         )
         return knn, probe
+
+
+class QualityProbe:
+    """Label-free quality metrics of a fixed subset of the training images, V augmented views each.
+
+    ``eval.probe_images`` training images (a seeded subset, the same all run long) are augmented
+    ``eval.probe_views`` times with the run's global-view recipes (seeded: the same views at every
+    evaluation) and encoded in eval mode. Each image is a class of LiDAR's surrogate task
+    (Thilak et al. 2024) and its views the samples; RankMe (Garrido et al. 2023) reads all V x N
+    rows (at most 25,600, the paper's sample size). Both are computed on the projector's
+    embeddings (``probe_*``) and on the backbone's features (``probe_*_backbone``, what kNN and the
+    linear probe see).
+    """
+
+    def __init__(self, splits: Splits, config: RunConfig, device: torch.device) -> None:
+        train = splits.train
+        count = min(config.eval.probe_images, len(train))
+        chosen = np.random.default_rng(config.train.seed + 2).choice(len(train), size=count, replace=False)
+        self.images = train.subset(np.sort(chosen)).images  # (n, H, W, 3) uint8
+        views = replace(config.augment, global_crops=config.eval.probe_views, local_crops=0)
+        self.augment = TwoViewAugment(views).to(device)
+        self.device = device
+        self.batch_size = config.eval.batch_size
+        self.seed = config.train.seed
+
+    @property
+    def enabled(self) -> bool:
+        return len(self.images) >= 2
+
+    def metrics_inputs(self, backbone: nn.Module, projector: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probe's backbone features (V, n, D) and projector embeddings (V, n, d)."""
+        return encode_views(backbone, projector, self.images, self.augment, self.device, self.batch_size, self.seed)
+
+    def metrics(self, backbone: nn.Module, projector: nn.Module) -> dict[str, float]:
+        """probe_lidar, probe_rankme (projector) and probe_lidar_backbone, probe_rankme_backbone."""
+        features, embeddings = self.metrics_inputs(backbone, projector)
+        result = {}
+        for suffix, views in (("", embeddings), ("_backbone", features)):
+            result[f"probe_lidar{suffix}"] = lidar(views)
+            result[f"probe_rankme{suffix}"] = rankme(views.reshape(-1, views.shape[-1])[:RANKME_SAMPLES])
+        return result

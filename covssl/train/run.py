@@ -12,7 +12,7 @@ from covssl.augment import TwoViewAugment
 from covssl.config import RunConfig
 from covssl.methods.model import SSLModel
 from covssl.train.data import Splits
-from covssl.train.evaluation import KnnEvaluator
+from covssl.train.evaluation import KnnEvaluator, QualityProbe
 from covssl.train.step import StepParts, Views
 
 
@@ -28,6 +28,7 @@ class TrainResult:
     epochs: int = 0  # planned epochs (train.epochs, or what train.time_budget_minutes allowed)
     precision: str = ""  # what the network trained in (train.precision=fastest resolves to fp32 or bf16)
     wall_seconds: float = 0.0  # the whole run, data loading and evaluations included
+    label_free: dict[str, float] = field(default_factory=dict)  # the probe's metrics of the final model
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Run:
     began: float  # perf_counter at the start of the run
     parts: StepParts | None = None
     evaluator: KnnEvaluator | None = None
+    probe: QualityProbe | None = None  # rank 0, when eval.probe_images > 0
     peak_lr: float = 0.0
     main: bool = field(default_factory=distributed.is_main_process)
     resumed: bool = False  # started from a checkpoint (it keeps its stored plan)
@@ -63,3 +65,9 @@ class Run:
         views = self.augment(images, generator=generator, rows=distributed.local_rows(self.global_batch),
                              global_batch=self.global_batch)
         return tuple(v.contiguous(memory_format=self.memory_format) for v in views)
+
+    def probe_metrics(self) -> dict[str, float]:
+        """The probe's label-free metrics of the current model (empty without a probe)."""
+        if self.probe is None or not self.probe.enabled:
+            return {}
+        return self.probe.metrics(self.model.backbone, self.model.projector)

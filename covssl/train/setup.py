@@ -18,7 +18,7 @@ from covssl.methods.model import build_model
 from covssl.models.global_batchnorm import convert_sync_batchnorm
 from covssl.train.checkpoint import load_checkpoint_file, load_latest
 from covssl.train.data import load_splits
-from covssl.train.evaluation import KnnEvaluator, eval_transform
+from covssl.train.evaluation import KnnEvaluator, QualityProbe, eval_transform
 from covssl.train.optim import build_optimizer, scaled_lr
 from covssl.train.precision import autocast_dtype, choose_precision, warn_if_emulated
 from covssl.train.run import Run
@@ -78,6 +78,8 @@ def start(run: Run, resume: bool) -> TrainingState:
             model = run.model = convert_sync_batchnorm(model, device)  # type: ignore[assignment]
         network = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run.evaluator = KnnEvaluator(run.splits, eval_transform(config).to(device), device, config.eval)
+    if run.main and config.eval.probe_images > 0:
+        run.probe = QualityProbe(run.splits, config, device)
     run.peak_lr = scaled_lr(config.optim, run.global_batch)
     optimizer = build_optimizer(model, config.optim, run.peak_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

@@ -13,7 +13,13 @@ from covssl.diagnostics import (
     alignment,
     center_residual,
     coding_rate_terms,
+    alpha_req,
     collapse_report,
+    lidar,
+    nesum,
+    rankme,
+    stable_rank,
+    w2_uniformity,
     effective_rank,
     isotropy,
     json_safe,
@@ -116,3 +122,17 @@ def test_report_checks_its_inputs() -> None:
     for name in ("eps", "t", "alpha"):
         with pytest.raises(ValueError, match=name):
             collapse_report(z, **{name: 0.0})
+
+
+def test_label_free_entries_equal_the_single_metrics() -> None:
+    z1 = torch.tensor(gaussian(300, 128, seed=4, mean_scale=1.0))
+    z2 = z1 + 0.1 * torch.tensor(gaussian(300, 128, seed=5))
+    report = collapse_report(z1, z2)
+    assert report["rankme"] == rankme(z1) and report["rankme_samples"] == 300
+    assert report["nesum"] == nesum(z1) and report["stable_rank"] == stable_rank(z1)
+    assert report["w2_uniformity"] == w2_uniformity(z1)
+    fit = alpha_req(z1)
+    assert (report["alpha_req"], report["alpha_req_r2"]) == (fit["alpha"], fit["r2"])
+    assert report["lidar"] == lidar([z1, z2])
+    small = collapse_report(z1[:50, :8])
+    assert "alpha_req" not in small and "lidar" not in small  # too few eigenvalues; one view
