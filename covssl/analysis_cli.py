@@ -1,7 +1,8 @@
-"""The analysis commands: ``covssl diagnose`` and ``covssl experiment``.
+"""The analysis commands: ``covssl diagnose``, ``covssl compare`` and ``covssl experiment``.
 
     covssl diagnose runs/default --out diag/              # a run folder (or checkpoint-<step>.pt)
     covssl diagnose embeddings.pt --out diag/             # (N, d) tensor, or {"z1": ..., "z2": ...}
+    covssl compare runs/a runs/b runs/c --out cmp/          # label-free metrics vs accuracy, ranked
     covssl experiment simsiam-collapse --out exp/ [--quick] [--data-root /path/to/cifar10-jpeg.tar.gz]
 
 ``diagnose`` writes report.json (:func:`covssl.diagnostics.collapse_report` of each set of
@@ -28,11 +29,30 @@ from rich.table import Table
 console = Console()
 EXPERIMENT_NAMES = "taylor, isotropy, simsiam-collapse, align-only"  # kept in sync by a test
 _SHOWN = ("effective_rank", "std_of_normalized", "center_residual_ratio", "condition_number", "eigenvalue_entropy",
-          "uniformity", "alignment", "taylor_gap")
+          "uniformity", "alignment", "taylor_gap", "rankme", "alpha_req", "nesum", "stable_rank", "w2_uniformity",
+          "lidar")
+# the metric curves of a run's epochs.csv: (column, panel title, reference lines as (label, value of d))
+_CURVES = (
+    ("std_of_normalized", "std of z/||z|| (last batch)",
+     {"healthy 1/sqrt(d)": lambda d: 1 / math.sqrt(d), "collapse threshold 0.1/sqrt(d)": lambda d: 0.1 / math.sqrt(d)}),
+    ("effective_rank", "effective rank of z (last batch)", {}),
+    ("rankme", "RankMe of z (last batch)", {}),
+    ("alpha_req", "alpha-ReQ of z (last batch)", {"alpha = 1": lambda d: 1.0}),
+    ("nesum", "NESum of z (last batch)", {}),
+    ("stable_rank", "stable rank of z (last batch)", {}),
+    ("w2_uniformity", "W2 uniformity of z (last batch)", {"collapsed sqrt(2)": lambda d: math.sqrt(2)}),
+    ("probe_lidar", "LiDAR of z (probe views)", {}),
+    ("probe_rankme", "RankMe of z (probe views)", {}),
+    ("probe_lidar_backbone", "LiDAR of backbone features (probe)", {}),
+    ("probe_rankme_backbone", "RankMe of backbone features (probe)", {}),
+    ("loss", "mean training loss", {}),
+    ("knn_top1", "kNN top-1", {}),
+)
 
 
 def _fail(error: BaseException) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(error))}")  # escaped: "covssl[plot]" is not markup
+    # escaped: "covssl[plot]" is not markup; soft_wrap: one line however long (paths), for logs and scripts
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -54,22 +74,22 @@ def _read_epochs(path: Path) -> dict[str, list[float]]:
 
 
 def _training_curves(epochs: dict[str, list[float]], dim: int, path: Path) -> Path | None:
-    """std of z/||z|| (with 1/sqrt(d)), effective rank, loss and kNN (if logged) per epoch."""
+    """Every metric epochs.csv logs, one panel each, over the epochs (with reference lines)."""
     from covssl.plots import Panel, Series, plot_panels
 
     x = epochs.get("epoch")
     if not x:
         return None
     x = [e + 1 for e in x]  # epochs.csv counts from 0; "after epoch 1" reads better
-    std_lines = {"healthy 1/sqrt(d)": 1 / math.sqrt(dim), "collapse threshold 0.1/sqrt(d)": 0.1 / math.sqrt(dim)}
-    specs = [("std_of_normalized", "std of z/||z|| (last batch)", std_lines),
-             ("effective_rank", "effective rank of z (last batch)", {}), ("loss", "mean training loss", {}),
-             ("knn_top1", "kNN top-1", {})]
-    panels = [Panel(title, [Series(key, x, epochs[key], "o-")], xlabel="epoch", hlines=ref)
-              for key, title, ref in specs if key in epochs]
+    panels = [
+        Panel(title, [Series(key, x, epochs[key], "o-")], xlabel="epoch",
+              hlines={label: reference(dim) for label, reference in lines.items()})
+        for key, title, lines in _CURVES
+        if key in epochs and any(math.isfinite(v) for v in epochs[key])
+    ]
     if not panels:
         return None
-    return plot_panels(panels, path, title="metrics over training (epochs.csv)", columns=len(panels))
+    return plot_panels(panels, path, title="metrics over training (epochs.csv)", columns=min(4, len(panels)))
 
 
 def _embedding_sets(target: Path, max_images: int | None) -> tuple[dict[str, Any], dict[str, tuple]]:
@@ -127,6 +147,7 @@ def diagnose(
 ) -> None:
     """Collapse diagnostics of embeddings or of a trained run: report.json, PNG plots, a verdict."""
     from covssl.diagnostics import collapse_report
+    from covssl.diagnostics.quality import RANKME_SAMPLES
     from covssl.diagnostics.verdict import THRESHOLDS, verdict
     from covssl.plots import PlotDependencyError
 
@@ -151,6 +172,9 @@ def diagnose(
     console.print(_summary_table(reports, primary, f"collapse diagnostics: {target}{step}"))
     colour = {"healthy": "green", "partially collapsed": "yellow", "collapsed": "red"}[result["verdict"]]
     console.print(f"verdict ({primary} embeddings): [bold {colour}]{result['verdict']}[/]")
+    console.print(escape(", ".join(f"{name}: RankMe on {report['rankme_samples']} samples"
+                                   for name, report in reports.items())
+                         + f" (the paper's protocol uses {RANKME_SAMPLES}, or all there are)"))
     console.print(escape(f"wrote {', '.join(written)} to {out}"))
 
 
@@ -195,7 +219,82 @@ def experiment(
         raise typer.Exit(code=1)
 
 
+def _correlation_cell(corr: dict[str, float]) -> str:
+    return "-" if math.isnan(corr["spearman"]) else f"{corr['spearman']:+.2f} / {corr['kendall']:+.2f}"
+
+
+def _write_compare_csv(comparison: dict[str, Any], path: Path) -> None:
+    metrics = list(comparison["across"])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "method", "knn", "linear", *metrics])
+        for run in comparison["runs"]:
+            writer.writerow([run["name"], run["method"], run["knn"], run["linear"],
+                             *(run["final"].get(metric, "") for metric in metrics)])
+
+
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="two or more finished run folders"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for compare.json, compare.csv and the PNG plots"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="write the PNG plots (needs matplotlib)"),
+) -> None:
+    """Label-free metrics of finished runs against their kNN and linear-probe accuracy, with rank correlations."""
+    from covssl.experiments.compare import compare_runs, comparison_panels, read_run
+    from covssl.plots import PlotDependencyError, plot_panels
+
+    try:
+        runs = [read_run(run_dir) for run_dir in run_dirs]
+        if len({run.name for run in runs}) < len(runs):  # name runs by their full paths then
+            for run in runs:
+                run.name = str(run.run_dir)
+        comparison = compare_runs(runs)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    from covssl.diagnostics import json_safe
+
+    (out / "compare.json").write_text(json.dumps(json_safe(comparison), indent=2, allow_nan=False) + "\n")
+    _write_compare_csv(comparison, out / "compare.csv")
+    written = ["compare.json", "compare.csv"]
+    if plots:
+        try:
+            across, within = comparison_panels(runs, comparison)
+            plot_panels(across, out / "compare_across_runs.png", columns=len(comparison["across"]), shared_legend=True,
+                        title="final label-free metrics vs final accuracy (one point per run)")
+            plot_panels(within, out / "compare_within_runs.png", columns=5, shared_legend=True,
+                        title="label-free metrics vs kNN over each run's epochs")
+            written += ["compare_across_runs.png", "compare_within_runs.png"]
+        except PlotDependencyError as error:
+            _fail(f"{error} (or pass --no-plots); compare.json was written to {out}")
+    metrics = list(comparison["across"])
+    table = Table(title="final accuracy and label-free metrics of each run")
+    table.add_column("", no_wrap=True)
+    for run in comparison["runs"]:
+        table.add_column(escape(run["name"]), justify="right")
+    table.add_row("method", *(escape(run["method"]) for run in comparison["runs"]))
+    for key, label in (("knn", "kNN top-1"), ("linear", "linear top-1")):
+        table.add_row(label, *(_cell(run[key]) if run[key] is not None else "-" for run in comparison["runs"]))
+    for metric in metrics:
+        table.add_row(metric, *(_cell(run["final"].get(metric, "-")) for run in comparison["runs"]))
+    console.print(table)
+    ranks = Table(title="rank correlation with accuracy: Spearman rho / Kendall tau")
+    for column in ("metric", "higher better", "vs final kNN", "vs final linear", "within runs: median rho (runs)"):
+        ranks.add_column(column, justify="left" if column == "metric" else "right", no_wrap=column == "metric")
+    for metric, correlations in comparison["across"].items():
+        within = sorted(r[metric]["spearman"] for r in comparison["within"].values()
+                        if not math.isnan(r[metric]["spearman"]))
+        median = f"{within[len(within) // 2]:+.2f} ({len(within)})" if within else "-"
+        ranks.add_row(metric, "yes" if comparison["higher_is_better"][metric] else "no",
+                      _correlation_cell(correlations["knn"]), _correlation_cell(correlations["linear"]), median)
+    console.print(ranks)
+    for warning in comparison["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(escape(f"wrote {', '.join(written)} to {out}"))
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``diagnose`` and ``experiment`` commands to the covssl typer app."""
+    """Add the ``diagnose``, ``compare`` and ``experiment`` commands to the covssl typer app."""
     app.command("diagnose")(diagnose)
+    app.command("compare")(compare)
     app.command("experiment")(experiment)
