@@ -50,35 +50,71 @@ def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
-def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
-    """Check that ``z`` is a finite floating tensor of shape (batch, dim) with batch >= 2."""
+def check_tensor(x: object, name: str, what: str = "(batch, dim)") -> torch.Tensor:
+    """Check that ``x`` is a floating-point torch.Tensor that holds values (not a meta tensor).
+
+    Reads attributes only, never values: free of device syncs, so cheap enough for inner loops.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of shape {what}, got {type(x).__name__}")
+    if x.is_meta:
+        raise ValueError(f"{name}: expected a tensor with values, got a meta tensor (shape {tuple(x.shape)} only)")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point dtype, got {x.dtype}")
+    return x
+
+
+def check_embeddings_layout(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
+    """Check that ``z`` is a floating tensor of shape (batch, dim), batch >= ``min_batch``, dim >= 1.
+
+    Like :func:`check_embeddings` without the NaN/inf check: it never reads values.
+    """
     if not isinstance(z, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor of shape (batch, dim), got {type(z).__name__}")
     if z.ndim != 2:
         raise ValueError(
             f"{name}: expected a 2-D tensor of shape (batch, dim), got {z.ndim}-D with shape {tuple(z.shape)}"
         )
-    if not z.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point dtype, got {z.dtype}")
+    check_tensor(z, name)
     if z.shape[0] < min_batch:
         raise ValueError(f"{name}: expected a batch of at least {min_batch} rows, got {z.shape[0]}")
     if z.shape[1] < 1:
         raise ValueError(f"{name}: expected at least 1 dimension, got shape {tuple(z.shape)}")
+    return z
+
+
+def check_embeddings(z: object, name: str = "z", min_batch: int = 2) -> torch.Tensor:
+    """Check that ``z`` is a finite floating tensor of shape (batch, dim) with batch >= 2."""
+    z = check_embeddings_layout(z, name, min_batch)
     if not _FINITE_CHECKED.get() and not bool(torch.isfinite(z).all()):
         bad = int((~torch.isfinite(z)).sum())
         raise NonFiniteError(f"{name}: expected finite values, got {bad} NaN/inf entries")
     return z
 
 
+def check_same_device(x: object, reference: torch.Tensor, name: str, reference_name: str) -> None:
+    """Check that tensor ``x`` is on the device of ``reference`` (a non-tensor is left to the
+    caller's own check). Two views on different devices would otherwise meet in a matmul and
+    fail there with a message that names neither. Reads attributes only."""
+    if isinstance(x, torch.Tensor) and x.device != reference.device:
+        raise ValueError(f"{name}: expected the same device as {reference_name} ({reference.device}), got {x.device}")
+
+
+def check_same_dtype(x: object, reference: torch.Tensor, name: str, reference_name: str) -> None:
+    """Check that tensor ``x`` has the dtype of ``reference`` (a non-tensor is left to the caller)."""
+    if isinstance(x, torch.Tensor) and x.dtype != reference.dtype:
+        raise ValueError(f"{name}: expected the same dtype as {reference_name} ({reference.dtype}), got {x.dtype}")
+
+
 def check_pair(z1: object, z2: object, names: tuple[str, str] = ("z1", "z2")) -> None:
-    """Check two embedding batches and that their shapes match."""
-    check_embeddings(z1, names[0])
-    check_embeddings(z2, names[1])
-    if z1.shape != z2.shape:  # type: ignore[union-attr]
-        raise ValueError(
-            f"{names[1]}: expected the same shape as {names[0]} {tuple(z1.shape)}, "  # type: ignore[union-attr]
-            f"got {tuple(z2.shape)}"  # type: ignore[union-attr]
-        )
+    """Check two embedding batches: each as :func:`check_embeddings`, on one device, of one dtype
+    and of one shape."""
+    z1 = check_embeddings(z1, names[0])
+    check_same_device(z2, z1, names[1], names[0])  # first: a meta z2 beside a cpu z1 is a device mismatch
+    z2 = check_embeddings(z2, names[1])
+    check_same_dtype(z2, z1, names[1], names[0])
+    if z1.shape != z2.shape:
+        raise ValueError(f"{names[1]}: expected the same shape as {names[0]} {tuple(z1.shape)}, got {tuple(z2.shape)}")
 
 
 def check_positive(value: object, name: str) -> float:
@@ -97,3 +133,18 @@ def check_non_negative(value: object, name: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def check_int_at_least(value: object, name: str, low: int) -> int:
+    """Check that a hyper-parameter is an int >= ``low`` (bool is refused) and return it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+    return value
+
+
+def check_unit_interval(value: object, name: str) -> float:
+    """Check that a hyper-parameter is a number in [0, 1] and return it as float."""
+    value = check_non_negative(value, name)
+    if value > 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    return value

@@ -1,8 +1,7 @@
-"""The analysis commands: ``covssl diagnose``, ``covssl compare`` and ``covssl experiment``.
+"""The analysis commands: ``covssl diagnose`` and ``covssl experiment`` (``covssl compare``: :mod:`covssl.compare_cli`).
 
     covssl diagnose runs/default --out diag/              # a run folder (or checkpoint-<step>.pt)
     covssl diagnose embeddings.pt --out diag/             # (N, d) tensor, or {"z1": ..., "z2": ...}
-    covssl compare runs/a runs/b runs/c --out cmp/          # label-free metrics vs accuracy, ranked
     covssl experiment simsiam-collapse --out exp/ [--quick] [--data-root /path/to/cifar10-jpeg.tar.gz]
 
 ``diagnose`` writes report.json (:func:`covssl.diagnostics.collapse_report` of each set of
@@ -73,6 +72,24 @@ def _read_epochs(path: Path) -> dict[str, list[float]]:
     return columns
 
 
+def _with_final_evaluation(epochs: dict[str, list[float]], run_dir: Path) -> dict[str, list[float]]:
+    """The last epoch's kNN and probe metrics, which results.json holds (the periodic ones skip it)."""
+    from covssl.experiments.compare import read_run
+
+    if not epochs.get("epoch"):
+        return epochs
+    try:
+        run = read_run(run_dir)
+    except (ValueError, FileNotFoundError):  # an unfinished run: its curves end where it stopped
+        return epochs
+    final = {**run.final, **({"knn_top1": run.knn} if run.knn is not None else {})}
+    for key, value in final.items():
+        column = epochs.setdefault(key, [math.nan] * len(epochs["epoch"]))
+        if math.isnan(column[-1]):
+            column[-1] = value
+    return epochs
+
+
 def _training_curves(epochs: dict[str, list[float]], dim: int, path: Path) -> Path | None:
     """Every metric epochs.csv logs, one panel each, over the epochs (with reference lines)."""
     from covssl.plots import Panel, Series, plot_panels
@@ -117,7 +134,7 @@ def _plots(reports: dict[str, dict[str, Any]], info: dict[str, Any], out: Path) 
         written.append(plot_spectrum({name: report["spectrum"]}, out / f"spectrum_{name}.png", title=title).name)
     epochs_csv = Path(info.get("run_dir", "")) / "epochs.csv"
     if info["kind"] == "run" and epochs_csv.is_file():
-        curves = _training_curves(_read_epochs(epochs_csv), reports["projector"]["dim"], out / "training_curves.png")
+        curves = _training_curves(_with_final_evaluation(_read_epochs(epochs_csv), epochs_csv.parent), reports["projector"]["dim"], out / "training_curves.png")
         written += [curves.name] if curves else []
     return written
 
@@ -219,82 +236,7 @@ def experiment(
         raise typer.Exit(code=1)
 
 
-def _correlation_cell(corr: dict[str, float]) -> str:
-    return "-" if math.isnan(corr["spearman"]) else f"{corr['spearman']:+.2f} / {corr['kendall']:+.2f}"
-
-
-def _write_compare_csv(comparison: dict[str, Any], path: Path) -> None:
-    metrics = list(comparison["across"])
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["run", "method", "knn", "linear", *metrics])
-        for run in comparison["runs"]:
-            writer.writerow([run["name"], run["method"], run["knn"], run["linear"],
-                             *(run["final"].get(metric, "") for metric in metrics)])
-
-
-def compare(
-    run_dirs: list[Path] = typer.Argument(..., help="two or more finished run folders"),
-    out: Path = typer.Option(..., "--out", "-o", help="folder for compare.json, compare.csv and the PNG plots"),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="write the PNG plots (needs matplotlib)"),
-) -> None:
-    """Label-free metrics of finished runs against their kNN and linear-probe accuracy, with rank correlations."""
-    from covssl.experiments.compare import compare_runs, comparison_panels, read_run
-    from covssl.plots import PlotDependencyError, plot_panels
-
-    try:
-        runs = [read_run(run_dir) for run_dir in run_dirs]
-        if len({run.name for run in runs}) < len(runs):  # name runs by their full paths then
-            for run in runs:
-                run.name = str(run.run_dir)
-        comparison = compare_runs(runs)
-    except (ValueError, FileNotFoundError) as error:
-        _fail(error)
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    from covssl.diagnostics import json_safe
-
-    (out / "compare.json").write_text(json.dumps(json_safe(comparison), indent=2, allow_nan=False) + "\n")
-    _write_compare_csv(comparison, out / "compare.csv")
-    written = ["compare.json", "compare.csv"]
-    if plots:
-        try:
-            across, within = comparison_panels(runs, comparison)
-            plot_panels(across, out / "compare_across_runs.png", columns=len(comparison["across"]), shared_legend=True,
-                        title="final label-free metrics vs final accuracy (one point per run)")
-            plot_panels(within, out / "compare_within_runs.png", columns=5, shared_legend=True,
-                        title="label-free metrics vs kNN over each run's epochs")
-            written += ["compare_across_runs.png", "compare_within_runs.png"]
-        except PlotDependencyError as error:
-            _fail(f"{error} (or pass --no-plots); compare.json was written to {out}")
-    metrics = list(comparison["across"])
-    table = Table(title="final accuracy and label-free metrics of each run")
-    table.add_column("", no_wrap=True)
-    for run in comparison["runs"]:
-        table.add_column(escape(run["name"]), justify="right")
-    table.add_row("method", *(escape(run["method"]) for run in comparison["runs"]))
-    for key, label in (("knn", "kNN top-1"), ("linear", "linear top-1")):
-        table.add_row(label, *(_cell(run[key]) if run[key] is not None else "-" for run in comparison["runs"]))
-    for metric in metrics:
-        table.add_row(metric, *(_cell(run["final"].get(metric, "-")) for run in comparison["runs"]))
-    console.print(table)
-    ranks = Table(title="rank correlation with accuracy: Spearman rho / Kendall tau")
-    for column in ("metric", "higher better", "vs final kNN", "vs final linear", "within runs: median rho (runs)"):
-        ranks.add_column(column, justify="left" if column == "metric" else "right", no_wrap=column == "metric")
-    for metric, correlations in comparison["across"].items():
-        within = sorted(r[metric]["spearman"] for r in comparison["within"].values()
-                        if not math.isnan(r[metric]["spearman"]))
-        median = f"{within[len(within) // 2]:+.2f} ({len(within)})" if within else "-"
-        ranks.add_row(metric, "yes" if comparison["higher_is_better"][metric] else "no",
-                      _correlation_cell(correlations["knn"]), _correlation_cell(correlations["linear"]), median)
-    console.print(ranks)
-    for warning in comparison["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(escape(f"wrote {', '.join(written)} to {out}"))
-
-
 def register(app: typer.Typer) -> None:
-    """Add the ``diagnose``, ``compare`` and ``experiment`` commands to the covssl typer app."""
+    """Add the ``diagnose`` and ``experiment`` commands to the covssl typer app."""
     app.command("diagnose")(diagnose)
-    app.command("compare")(compare)
     app.command("experiment")(experiment)

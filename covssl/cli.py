@@ -1,4 +1,4 @@
-"""The command line: ``covssl train | eval | methods | export | config | terms | diagnose | experiment``.
+"""The command line: ``covssl train | eval | methods | export | config | terms | diagnose | compare | experiment``.
 
     covssl train                                   # offline default (-c digits/demo): minutes on a CPU
     covssl train -c cifar10/vicreg data.root=/path/to/cifar10-jpeg.tar.gz train.epochs=20
@@ -154,7 +154,9 @@ def export(
 
 
 from covssl.analysis_cli import register as _register_analysis  # noqa: E402  (diagnose, experiment)
+from covssl.compare_cli import register as _register_compare  # noqa: E402  (compare)
 from covssl.config_cli import register as _register_config  # noqa: E402  (config, terms)
 
 _register_analysis(app)
+_register_compare(app)
 _register_config(app, _fail)

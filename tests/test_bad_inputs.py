@@ -175,7 +175,7 @@ CASES: dict[str, Case] = {
                              "method.objective: weight of 'mse': expected a number > 0, got 'abc'"),
     "spec: negative weight": Case(_config("method.objective=mse:-1"), ValueError,
                                   "method.objective: weight of 'mse': expected a finite number > 0, got '-1'"),
-    "spec: duplicated term": Case(_config("method.objective=mse:25 + mse:1"), ValueError, "each term may appear once, got ['mse']"),
+    "spec: duplicated term": Case(_config("method.objective=mse:25 + mse:1"), ValueError, "each term may appear once, got 'mse' more than once"),
     "spec: unknown parameter": Case(_config("method.objective=coding_rate(epsilon=0.5)"), ValueError,
                                     "parameter 'epsilon' of term 'coding_rate': unknown; its parameters are:"),
     "spec: unknown option": Case(_config("method.objective=mse; whiten"), ValueError,

@@ -176,3 +176,18 @@ def test_experiment_bad_inputs_exit_2(tmp_path, args, message) -> None:
     result = runner.invoke(app, [*args, "--out", str(tmp_path)], terminal_width=200)
     assert result.exit_code == 2, result.output
     assert message in flat(result.output) and "Traceback" not in result.output
+
+
+def test_training_curves_cover_every_logged_metric_and_the_final_evaluation(tmp_path) -> None:
+    from covssl.analysis_cli import _CURVES, _with_final_evaluation
+    from covssl.experiments.compare import METRICS
+
+    assert set(METRICS) <= {key for key, _, _ in _CURVES}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("method:\n  name: vicreg\n")
+    (run_dir / "results.json").write_text('{"knn_top1": {"trained": 0.5}, "label_free": {"probe_lidar": 9.0}}')
+    epochs = {"epoch": [0.0, 1.0], "knn_top1": [0.3, math.nan], "rankme": [1.0, 2.0]}
+    curves = _with_final_evaluation(epochs, run_dir)
+    assert curves["knn_top1"] == [0.3, 0.5] and curves["rankme"][-1] == 2.0
+    assert math.isnan(curves["probe_lidar"][0]) and curves["probe_lidar"][1] == 9.0

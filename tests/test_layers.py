@@ -1,7 +1,7 @@
 """The package's layers: no module imports a layer above its own (late imports inside functions included).
 
     math (linalg, objectives, diagnostics, ...) <- data, augment, models, evaluate, plots <- config
-    <- methods <- resolve <- train, export <- experiments <- cli, analysis_cli, config_cli
+    <- methods <- resolve <- train, export <- experiments <- cli, analysis_cli, compare_cli, config_cli
 
 and the size of what a reader holds at once: modules of at most 300 lines, training functions of at most 80.
 """
@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "resolve": 4,
     **dict.fromkeys(["train", "export"], 5),
     "experiments": 6,
-    **dict.fromkeys(["cli", "analysis_cli", "config_cli", "__main__", "__init__"], 7),
+    **dict.fromkeys(["cli", "analysis_cli", "compare_cli", "config_cli", "__main__", "__init__"], 7),
 }
 
 

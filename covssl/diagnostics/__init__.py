@@ -17,7 +17,8 @@ without autograd, and documents its healthy and collapsed values:
 
 from covssl.diagnostics.decomposition import center_residual, gradient_split, std_of_normalized
 from covssl.diagnostics.hypersphere import alignment, uniformity
-from covssl.diagnostics.quality import alpha_req, label_free_metrics, lidar, nesum, rankme, stable_rank, w2_uniformity
+from covssl.diagnostics.lidar import lidar
+from covssl.diagnostics.quality import alpha_req, label_free_metrics, nesum, rankme, stable_rank, w2_uniformity
 from covssl.diagnostics.report import collapse_report, json_safe
 from covssl.diagnostics.slq import logdet_slq, logdet_slq_gram
 from covssl.diagnostics.spectrum import effective_rank, isotropy, spectrum

@@ -26,7 +26,8 @@ import torch
 from covssl._checks import check_embeddings, check_pair, check_positive
 from covssl.diagnostics.decomposition import center_residual, std_of_normalized
 from covssl.diagnostics.hypersphere import alignment, uniformity
-from covssl.diagnostics.quality import ALPHA_REQ_RANKS, RANKME_SAMPLES, alpha_req, lidar, nesum, rankme, stable_rank
+from covssl.diagnostics.lidar import lidar
+from covssl.diagnostics.quality import ALPHA_REQ_RANKS, RANKME_SAMPLES, alpha_req, nesum, rankme, stable_rank
 from covssl.diagnostics.quality import w2_uniformity
 from covssl.diagnostics.spectrum import isotropy, spectrum
 from covssl.diagnostics.taylor import coding_rate_terms

@@ -25,10 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from covssl._checks import NonFiniteError, all_finite, check_embeddings, check_pair, finite_values_checked
+from covssl._checks import (
+    NonFiniteError,
+    all_finite,
+    check_embeddings,
+    check_pair,
+    check_same_device,
+    finite_values_checked,
+)
 from covssl.distributed import gather, is_distributed, max_over_ranks
 from covssl.linalg import at_least_float32
-from covssl.objectives.spec import ObjectiveSpec, TermSpec, parse_spec
+from covssl.objectives.spec import ObjectiveSpec, TermSpec, duplicated, parse_spec, shown
 from covssl.objectives.terms import TermDef, get_term
 from covssl.objectives.views import evaluate, resolve_views
 
@@ -46,15 +53,19 @@ class ObjectiveOutput:
 
 
 def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
-    """Resolve a TermSpec against the registry and check its parameters."""
+    """Resolve a TermSpec against the registry and check its parameters: their names, types, and
+    values by the term's own checks (the ones its function runs), so a bad value fails here."""
     definition = get_term(term.name)
     defaults = definition.defaults()
     params: dict[str, object] = {}
     integers = definition.integer_params()
+    twice = duplicated(key for key, _ in term.params)
+    if twice:
+        raise ValueError(f"parameter {twice[0]!r} of term {term.name!r}: expected once, given more than once")
     for key, value in term.params:
         if key not in defaults:
             choices = ", ".join(defaults) or "none"
-            raise ValueError(f"parameter {key!r} of term {term.name!r}: unknown; its parameters are: {choices}")
+            raise ValueError(f"parameter {shown(key)} of term {term.name!r}: unknown; its parameters are: {choices}")
         default = defaults[key]
         if isinstance(default, bool) != isinstance(value, bool):
             kind = "true or false" if isinstance(default, bool) else "a number"
@@ -64,6 +75,10 @@ def _validated(term: TermSpec) -> tuple[TermDef, dict[str, object]]:
                 raise ValueError(f"parameter {key!r} of term {term.name!r}: expected an integer, got {value!r}")
             value = int(value)
         params[key] = value
+    try:
+        definition.check_params(params)
+    except ValueError as error:
+        raise ValueError(f"term {term.name!r}: {error}") from error
     return definition, params
 
 
@@ -248,5 +263,8 @@ def _checked_views(
             if predictions is None or len(predictions) != len(views) or any(p is None for p in predictions):
                 raise ValueError(f"{names}: this objective has a predictor term (negative_cosine); pass {names}")
             for i, p in enumerate(predictions, start=1):
+                # the device only: a predictor may end in another dtype than the projector under
+                # autocast, and both are upcast to float32 before the terms see them
+                check_same_device(p, views[0], f"p{i}", "z1")
                 check_embeddings(p, f"p{i}")
     return list(views)

@@ -17,6 +17,10 @@ matrix entropy): the term is logged as the paper defines it and enters the total
 ``scope`` says which batch a term needs under torch.distributed: ``"local"`` terms are
 averages over samples and are computed per rank; ``"global"`` terms are functions of the
 batch covariance (or of the negatives) and are computed on the batch gathered from all ranks.
+
+``checks`` holds, for each keyword parameter, the check its function runs on it when called
+(``check_positive``, ...): a spec is checked with the same code, so ``coding_rate(eps=0)`` is
+refused when the spec is read, with the message the call would give, not at the first step.
 """
 
 from __future__ import annotations
@@ -24,22 +28,36 @@ from __future__ import annotations
 from covssl.registry import Registry
 
 import inspect
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 
+from covssl._checks import check_non_negative, check_positive
 from covssl.objectives.barlow_twins import barlow_twins_loss
 from covssl.objectives.rate_distortion import coding_rate, taylor_coding_rate
-from covssl.objectives.corinfomax import CorInfoMaxRegularizer
+from covssl.objectives.corinfomax import CorInfoMaxRegularizer, _check_forgetting
 from covssl.objectives.info_nce import info_nce_loss
 from covssl.objectives.matrix_information import matrix_entropy
 from covssl.objectives.simsiam import cosine_alignment, negative_cosine, negative_cosine_no_stopgrad
 from covssl.objectives.alignment_uniformity import uniformity
+from covssl.objectives.spec import shown
 from covssl.objectives.vicreg import covariance_penalty, variance_hinge
 
 Kind = Literal["align", "branch", "pair", "predict", "set", "distill", "stateful"]
+# check(value, name) raises ValueError naming ``name`` unless ``value`` is valid (check_positive, ...)
+ParamCheck = Callable[[object, str], object]
+
+
+def unnamed(check: Callable[[object], object]) -> ParamCheck:
+    """Adapt a check that names its parameter itself, ``check(value)``, to ``check(value, name)``."""
+
+    def run(value: object, name: str) -> object:
+        return check(value)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,7 @@ class TermDef:
         sign: +1 if minimized, -1 if maximized.
         scope: "local" (per rank) or "global" (gathered batch) under torch.distributed.
         formula: one line shown by ``covssl methods``.
+        checks: for each keyword parameter, the check ``fn`` runs on it (see :data:`ParamCheck`).
     """
 
     name: str
@@ -68,6 +87,19 @@ class TermDef:
     reduce: Literal["mean", "sum"] = "mean"
     sign: float = 1.0
     scope: Literal["local", "global"] = "global"
+    checks: Mapping[str, ParamCheck] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.checks) - set(self.defaults()))
+        if unknown:
+            raise ValueError(f"checks of term {self.name!r}: expected parameters of its function, got {unknown}")
+
+    def check_params(self, params: Mapping[str, object]) -> None:
+        """Run each given parameter's check: the rule ``fn`` applies to it when called."""
+        for key, value in params.items():
+            check = self.checks.get(key)
+            if check is not None:
+                check(value, key)
 
     @property
     def is_alignment(self) -> bool:
@@ -145,7 +177,7 @@ def register_term(term: TermDef) -> TermDef:
 def get_term(name: str) -> TermDef:
     """Look a term up by name, with the list of choices when it is unknown."""
     if name not in TERMS:
-        raise ValueError(f"unknown objective term {name!r}; choose one of: {', '.join(sorted(TERMS))}")
+        raise ValueError(f"unknown objective term {shown(name)}; choose one of: {', '.join(sorted(TERMS))}")
     return TERMS[name]
 
 
@@ -167,7 +199,13 @@ for _term in (
         "D(p1, z2)/2 + D(p2, z1)/2, D = -cos, no stop-gradient (SimSiam's ablation: collapses)",
         scope="local",
     ),
-    TermDef("variance_hinge", variance_hinge, "branch", "mean_j relu(gamma - sqrt(Var_j + eps)), mean over views"),
+    TermDef(
+        "variance_hinge",
+        variance_hinge,
+        "branch",
+        "mean_j relu(gamma - sqrt(Var_j + eps)), mean over views",
+        checks={"gamma": check_positive, "eps": check_positive},
+    ),
     TermDef(
         "covariance_penalty",
         covariance_penalty,
@@ -180,6 +218,7 @@ for _term in (
         _loss_of(barlow_twins_loss),
         "pair",
         "sum_i (1 - C_ii)^2 + lambd sum_{i!=j} C_ij^2, C = cross-correlation",
+        checks={"lambd": check_non_negative, "eps": check_positive},
     ),
     TermDef(
         "coding_rate",
@@ -187,6 +226,7 @@ for _term in (
         "branch",
         "R = 1/2 logdet(I + d/(B eps^2) Z^T Z), maximized, mean over views",
         sign=-1.0,
+        checks={"eps": check_positive},
     ),
     TermDef(
         "taylor_coding_rate",
@@ -194,9 +234,22 @@ for _term in (
         "branch",
         "1/2 (a tr S - a^2/2 tr S^2), S = Z^T Z / B, a = d/eps^2, maximized",
         sign=-1.0,
+        checks={"eps": check_positive},
     ),
-    TermDef("info_nce", info_nce_loss, "pair", "NT-Xent over 2B views, 2B-2 negatives per anchor"),
-    TermDef("uniformity", uniformity, "branch", "log mean_{i<j} exp(-t ||zn_i - zn_j||^2), mean over views"),
+    TermDef(
+        "info_nce",
+        info_nce_loss,
+        "pair",
+        "NT-Xent over 2B views, 2B-2 negatives per anchor",
+        checks={"temperature": check_positive},
+    ),
+    TermDef(
+        "uniformity",
+        uniformity,
+        "branch",
+        "log mean_{i<j} exp(-t ||zn_i - zn_j||^2), mean over views",
+        checks={"t": check_positive},
+    ),
     TermDef(
         "matrix_entropy",
         matrix_entropy,
@@ -209,6 +262,12 @@ for _term in (
         CorInfoMaxRegularizer,
         "stateful",
         "-(logdet(R1 + eps I) + logdet(R2 + eps I)) / d, R_k running covariance of view k",
+        checks={
+            "eps": check_positive,
+            "lambda_r": _check_forgetting,
+            "lambda_mu": _check_forgetting,
+            "r_init": check_positive,
+        },
     ),
 ):
     register_term(_term)

@@ -10,7 +10,7 @@ import pytest
 
 from covssl import diagnostics
 
-MODULES = ["decomposition", "hypersphere", "report", "quality", "slq", "spectrum", "taylor"]
+MODULES = ["decomposition", "hypersphere", "report", "lidar", "quality", "slq", "spectrum", "taylor"]
 # the diagnostics proper (not the helpers json_safe, logdet_slq*) state healthy/collapsed values
 DIAGNOSTICS = {
     "spectrum", "effective_rank", "isotropy", "std_of_normalized", "center_residual",

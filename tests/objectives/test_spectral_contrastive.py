@@ -186,7 +186,9 @@ def test_half_inputs_and_autocast_compute_in_float32() -> None:
         assert under_autocast[key].dtype == torch.float32
         assert torch.equal(under_autocast[key], reference[key])
     assert all(v.dtype == torch.float32 for v in spectral_contrastive_loss(z1.half(), z2.half()).values())
-    assert spectral_contrastive_loss(z1.double(), z2)["loss"].dtype == torch.float64
+    assert spectral_contrastive_loss(z1.double(), z2.double())["loss"].dtype == torch.float64
+    with pytest.raises(ValueError, match=r"z2: expected the same dtype as z1 \(torch.float64\), got torch.float32"):
+        spectral_contrastive_loss(z1.double(), z2)  # mixed dtypes are refused, naming the argument
 
 
 @pytest.mark.parametrize(

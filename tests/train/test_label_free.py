@@ -67,3 +67,13 @@ def test_bad_probe_settings_are_refused(make_config, bad: str) -> None:
 
     with pytest.raises(ValueError, match=bad.split("=")[0].replace(".", r"\.")):
         validate(make_config("vicreg", bad))
+
+
+def test_the_metrics_and_the_probe_change_nothing_the_run_computes(tmp_path, make_config) -> None:
+    with_probe = train(make_config("vicreg", "train.knn_every=1", f"train.out_dir={tmp_path / 'a'}"))
+    without = train(make_config("vicreg", "train.knn_every=1", "eval.probe_images=0", f"train.out_dir={tmp_path / 'b'}"))
+    steps = [(run.run_dir / "steps.csv").read_text() for run in (with_probe, without)]
+    assert steps[0] == steps[1]
+    weights = [load_latest(run.run_dir)[0]["model"] for run in (with_probe, without)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert with_probe.knn["trained"] == without.knn["trained"]
