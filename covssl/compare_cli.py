@@ -63,7 +63,7 @@ def compare(
     if plots:
         try:
             across, within = comparison_panels(runs, comparison)
-            plot_panels(across, out / "compare_across_runs.png", columns=len(comparison["across"]), shared_legend=True,
+            plot_panels(across, out / "compare_across_runs.png", columns=5, shared_legend=True,
                         title="final label-free metrics vs final accuracy (one point per run)")
             plot_panels(within, out / "compare_within_runs.png", columns=5, shared_legend=True,
                         title="label-free metrics vs kNN over each run's epochs")

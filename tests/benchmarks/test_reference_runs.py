@@ -1,8 +1,12 @@
 """The recorded per-step losses of the seeded reference runs still come out of today's code.
 
 The recording (benchmarks/results/reference_runs.json) is exact on the machine that made it; here
-the offline default is retrained and compared within a tolerance that absorbs another CPU's
-rounding but not a change in what a step computes (a changed step moves the loss by far more).
+the offline default is retrained on whatever CPU runs the tests. Another CPU rounds differently,
+and training amplifies the difference step by step (measured between an AMD EPYC and an Intel
+Xeon: 1e-7 relative at steps 1-2, 1e-4 at step 4, 8% at step 22). So the first two steps, which
+already depend on the initialization, the views, the objective and one optimizer update, are held
+to 1e-5, and the later ones only to the trajectory (25%). The exact check is
+``benchmarks/reference_runs.py --compare`` against a recording made on the same machine.
 """
 
 from __future__ import annotations
@@ -40,4 +44,5 @@ def test_the_offline_default_reproduces_its_recorded_losses(load_benchmark, tmp_
             if key in ("step", "epoch"):
                 assert got[key] == value
             else:
-                assert math.isclose(float(got[key]), float(value), rel_tol=1e-4, abs_tol=1e-6), (want["step"], key)
+                tolerance = 1e-5 if int(want["step"]) <= 2 else 0.25
+                assert math.isclose(float(got[key]), float(value), rel_tol=tolerance, abs_tol=1e-6), (want["step"], key)
