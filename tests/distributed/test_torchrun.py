@@ -116,8 +116,11 @@ def test_two_processes_train_the_weights_of_one_and_resume(mini_cifar: Path, tmp
             assert torch.equal(at_3["model"][key], value), key  # num_batches_tracked
     # the epoch-end collapse indicators describe the global batch (gathered), as in one process
     rows = [list(csv.DictReader(open(run / "epochs.csv", newline=""))) for run in (one, two)]
-    for name in ("std_of_normalized", "effective_rank"):
+    for name in ("std_of_normalized", "effective_rank", "rankme", "nesum", "stable_rank", "w2_uniformity"):
         assert float(rows[1][0][name]) == pytest.approx(float(rows[0][0][name]), rel=1e-4), name
+    # the probe (rank 0) of the final model: the same label-free metrics as one process
+    probes = [json.loads((run / "results.json").read_text())["label_free"] for run in (one, two)]
+    assert probes[0] and probes[1] == pytest.approx(probes[0], rel=1e-3)
     # the logged numbers are the global batch's (averaged over ranks), step for step
     assert _losses(two) == pytest.approx(_losses(one), rel=1e-5)
 
