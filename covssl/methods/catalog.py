@@ -53,6 +53,8 @@ register_method(
     MethodDef(
         "coding_rate",
         # R is a sum over the batch while the alignment is a mean, so R's weight is small.
+        # eps convention: covssl's coding rate uses a = d / (B eps^2) (MCR^2's paper); SimDINO's,
+        # EMP-SSL's and lightly's code use d / (B eps). covssl eps = 0.5 is their eps = 0.25.
         "cosine:1 + coding_rate(eps=0.5):0.005; normalize",
         "SimDINO-style: l2-normalize, align the views, maximize the coding rate (log-det)",
         "Wu et al. 2025, https://arxiv.org/abs/2502.10385; Yu et al. 2020, https://arxiv.org/abs/2006.08558",
@@ -98,6 +100,10 @@ register_method(
 register_method(
     MethodDef(
         "byol",
+        # Scale: BYOL's loss is ||p/|p| - z/|z|||^2 = 2 - 2 cos per direction, summed over both
+        # directions (solo-learn: 4 - 2 cos(p1, z2) - 2 cos(p2, z1)). negative_cosine averages
+        # them, -(cos + cos) / 2: a quarter of that, up to a constant. With LARS the trust ratio
+        # absorbs most of the factor; with SGD multiply the learning rate by 4 to match solo-learn.
         "negative_cosine:1",
         "online predictor chases an EMA target network (no negatives, no covariance term)",
         "Grill et al. 2020, https://arxiv.org/abs/2006.07733",

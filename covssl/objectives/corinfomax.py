@@ -24,10 +24,12 @@ Scaling follows the official code, for which its defaults were tuned:
     loss        = align_weight * alignment - logdet_weight * logdet term
 
 which is (2/d) * (-J) with alpha' = align_weight / 2: the same minimizers and gradient
-directions as the paper's form. Defaults of the official runs (README of the code): CIFAR-10
-d = 64 (projector 2048-2048-64), align_weight = 250; CIFAR-100 d = 128, align_weight = 1000;
-Tiny ImageNet / ImageNet-100 d = 128, align_weight = 500; everywhere lambda_R = lambda_mu =
-0.01, eps = 1e-8, R initialized to I, logdet_weight = 1. Those runs l2-normalize the projector
+directions as the paper's form. Settings of the official runs (the commands in the code's
+README): CIFAR-10 d = 64 (projector 2048-2048-64), align_weight = 250, lambda_R = lambda_mu =
+0.01; CIFAR-100 d = 128, align_weight = 1000, 0.01; ImageNet-100 d = 128, align_weight = 500,
+0.01; Tiny ImageNet d = 128, align_weight = 500, lambda_R = lambda_mu = 0.1; ImageNet-1k d = 512
+(projector 8192-8192-512, batch 1536), align_weight = 2000, 0.1. Everywhere eps = 1e-8, R
+initialized to I, logdet_weight = 1. covssl's default forgetting factor, 0.01, is the CIFAR one. Those runs l2-normalize the projector
 outputs before the loss; pass normalized z1, z2 for these weights to be right.
 
 The running statistics and the log-det are kept and computed in float64 (as the official
