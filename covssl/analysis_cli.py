@@ -178,7 +178,9 @@ def diagnose(
     result = {**info, "primary": primary, "verdict": verdict(reports[primary]), "verdict_thresholds": THRESHOLDS,
               "reports": reports}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    from covssl.diagnostics import json_safe
+
+    (out / "report.json").write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     written = ["report.json"]
     if plots:
         try:

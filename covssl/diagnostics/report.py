@@ -1,4 +1,4 @@
-"""All collapse diagnostics of a batch in one JSON-serializable dict.
+"""All collapse diagnostics of a batch in one dict of Python numbers.
 
 [0] Roy, Vetterli, 2007, "The effective rank: a measure of effective dimensionality",
     EUSIPCO 2007, https://infoscience.epfl.ch/record/110188/files/RoyV07.pdf
@@ -12,8 +12,10 @@
     uniformity) and their papers: :mod:`covssl.diagnostics.quality`
 
 Every value sits next to its reference values, "<name>_healthy" and "<name>_collapsed", so a
-report can be read without the docstrings. JSON has no infinity or NaN: non-finite floats
-are written as the strings "inf", "-inf" and "nan", which float() reads back.
+report can be read without the docstrings. Values are Python floats, ``inf`` and ``nan``
+included, so that ``report["condition_number"] > 1e3`` works on a collapsed run. JSON has no
+infinity or NaN: :func:`json_safe` writes them as the strings "inf", "-inf" and "nan" (which
+float() reads back) when a report is saved.
 """
 
 from __future__ import annotations
@@ -131,16 +133,18 @@ def collapse_report(
         alpha: alignment exponent alpha > 0.
 
     Returns:
-        Dict accepted by json.dumps(..., allow_nan=False): non-finite floats are the strings
-        "inf", "-inf", "nan".
+        Dict of Python numbers (inf and nan are floats) and the spectrum as a list of floats;
+        ``json_safe(report)`` is accepted by json.dumps(..., allow_nan=False).
 
     Examples:
         >>> import json
         >>> report = collapse_report(torch.ones(8, 4))  # collapsed
         >>> report["effective_rank"], report["std_of_normalized"], report["center_residual_ratio"]
-        (0.0, 0.0, 'inf')
-        >>> report == json.loads(json.dumps(report, allow_nan=False))
+        (0.0, 0.0, inf)
+        >>> report["condition_number"] > 1e3
         True
+        >>> json.loads(json.dumps(json_safe(report), allow_nan=False))["condition_number"]
+        'inf'
     """
     if z2 is None:
         check_embeddings(z1, "z1")
@@ -183,4 +187,4 @@ def collapse_report(
         report["alignment"] = alignment(z1, z2, alpha)
         report["alignment_healthy"] = 0.0
         report["alignment_collapsed"] = 0.0
-    return json_safe(report)
+    return report
