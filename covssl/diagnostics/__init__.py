@@ -12,12 +12,14 @@ without autograd, and documents its healthy and collapsed values:
 * label-free quality metrics, to rank healthy runs without labels: RankMe, alpha-ReQ, NESum,
   stable rank, LiDAR, W2 uniformity (``quality``);
 * ``collapse_report``: all of them in one JSON-serializable dict (``report``);
+* ``Monitor``: all of them every N steps of any training loop, as plain floats (``monitor``);
 * ``verdict``: healthy, partially collapsed or collapsed, from that report (``verdict``).
 """
 
 from covssl.diagnostics.decomposition import center_residual, gradient_split, std_of_normalized
 from covssl.diagnostics.hypersphere import alignment, uniformity
 from covssl.diagnostics.lidar import lidar
+from covssl.diagnostics.monitor import Monitor
 from covssl.diagnostics.quality import alpha_req, label_free_metrics, nesum, rankme, stable_rank, w2_uniformity
 from covssl.diagnostics.report import collapse_report, json_safe
 from covssl.diagnostics.slq import logdet_slq, logdet_slq_gram
@@ -26,6 +28,7 @@ from covssl.diagnostics.taylor import coding_rate_terms, taylor_gap
 from covssl.diagnostics.verdict import verdict
 
 __all__ = [
+    "Monitor",
     "verdict",
     "alignment",
     "alpha_req",
