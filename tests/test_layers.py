@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "resolve": 4,
     **dict.fromkeys(["train", "export"], 5),
     "experiments": 6,
-    **dict.fromkeys(["cli", "analysis_cli", "compare_cli", "config_cli", "__main__", "__init__"], 7),
+    **dict.fromkeys(["cli", "analysis_cli", "compare_cli", "config_cli", "lightning_callback", "__main__", "__init__"], 7),
 }
 
 
