@@ -15,8 +15,13 @@ regularizers, but is bounded and insensitive to the overall scale of z.
 
 Choice of Sigma (documented, see ``center`` / ``normalize``): by default the centered,
 unbiased batch covariance of z (:func:`covssl.linalg.covariance`), the matrix the rest of
-covssl regularizes. Matrix-SSL itself uses the uncentered second moment of l2-normalized rows,
-Zn^T Zn / B, whose trace is 1 automatically: ``center=False, normalize=True`` gives exactly that.
+covssl regularizes; ``center=False, normalize=True`` uses the uncentered second moment of
+l2-normalized rows, Zn^T Zn / B, whose trace is 1 automatically.
+
+This is the von Neumann entropy of [0]'s definitions (and of I-VNE+), not Matrix-SSL's loss:
+Matrix-SSL's official code centers the l2-normalized rows, adds mu I, replaces the matrix log by
+a truncated Taylor series around I, and computes matrix *cross*-entropies between the two
+views' (cross-)covariances. That loss is :func:`covssl.objectives.matrix_ssl.matrix_ssl_loss`.
 
 Distributed training: a function of the batch covariance; pass the gathered batch.
 Scope (``TermDef.scope``, see :mod:`covssl.distributed`): ``matrix_entropy`` is global.

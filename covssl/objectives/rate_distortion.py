@@ -10,6 +10,11 @@ logdet(I + aS) = a tr S - a^2/2 tr S^2 + a^3/3 tr S^3 - ... gives the surrogate 
 VICReg's variance and covariance penalties mimic; the gap R - R_taylor ~ a^3/6 tr S^3 vanishes
 as a ||S|| -> 0.
 
+The eps convention: a = d / (B eps^2) as in MCR^2's paper [0]. SimDINO's [1], EMP-SSL's and
+lightly's code use a = d / (B eps) (eps unsquared): their eps = e is covssl's eps = sqrt(e),
+and covssl's ``coding_rate(eps=0.5)`` (the ``coding_rate`` preset) is their eps = 0.25. The
+``simdino`` and ``emp_ssl`` terms take eps in their code's convention.
+
 Both functions use the second moment of z as given (no centering, no normalization), so
 callers decide (SimDINO l2-normalizes first). Both compute in float32 or higher with autocast
 disabled, and return float32 for fp16/bf16 inputs.
