@@ -69,7 +69,7 @@ def main() -> None:
             continue
         overrides = [*COMMON, *sweep()[name], f"data.root={args.cifar}", f"train.epochs={args.epochs}",
                      f"train.out_dir={run_dir}"]
-        resume = ["--resume"] if run_dir.is_dir() else []
+        resume = ["--resume"] if any(run_dir.glob("checkpoint-*.pt")) else []  # a folder holds a run once it has one
         print(f"{name}: training", flush=True)
         subprocess.run([sys.executable, "-m", "covssl", "train", *resume, *overrides], check=True, env=env)
     run_dirs = [str(args.runs / name) for name in sweep()]

@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 console = Console()
+errors = Console(stderr=True)  # failures: one "error:" line on stderr, exit code 2
 EXPERIMENT_NAMES = "taylor, isotropy, simsiam-collapse, align-only"  # kept in sync by a test
 _SHOWN = ("effective_rank", "std_of_normalized", "center_residual_ratio", "condition_number", "eigenvalue_entropy",
           "uniformity", "alignment", "taylor_gap", "rankme", "alpha_req", "nesum", "stable_rank", "w2_uniformity",
@@ -51,7 +52,7 @@ _CURVES = (
 
 def _fail(error: BaseException) -> None:
     # escaped: "covssl[plot]" is not markup; soft_wrap: one line however long (paths), for logs and scripts
-    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

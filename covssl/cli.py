@@ -17,12 +17,14 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Covariance-regularized self-supervised learning.")
 console = Console()
+errors = Console(stderr=True)  # failures: one "error:" line on stderr, exit code 2
 
 
 def _fail(error: Exception) -> None:
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(str(error))}")  # escape: "covssl[plot]" must print as is
+    # escape: "covssl[plot]" must print as is; soft_wrap: one line however long (paths), for logs and scripts
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
