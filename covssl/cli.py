@@ -139,7 +139,6 @@ def methods() -> None:
 def export(
     run: Path = typer.Argument(..., help="run folder or checkpoint file"),
     out: Path = typer.Argument(..., help="output folder for backbone.safetensors + backbone.json"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace a backbone already exported to OUT"),
 ) -> None:
     """Export the trained backbone as safetensors + JSON (loadable with covssl.export.load_backbone)."""
     from covssl.export import export_backbone
@@ -152,11 +151,7 @@ def export(
         return
     from covssl.methods.model import backbone_kwargs
 
-    try:
-        folder = export_backbone(model.backbone, config.model.backbone, backbone_kwargs(config), out, overwrite)
-    except ValueError as error:
-        _fail(error)
-        return
+    folder = export_backbone(model.backbone, config.model.backbone, backbone_kwargs(config), out)
     console.print(f"exported {config.model.backbone} to {folder}")
 
 

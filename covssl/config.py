@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -143,121 +142,15 @@ def merge_layer(base: DictConfig, layer: Any, source: str) -> DictConfig:
         raise ValueError(f"{source}: {key}: {message}" if key else f"{source}: {message}") from None
 
 
-MAX_CONFIG_BYTES = 1 << 20  # a run configuration is a few kB; anything this large is not one
-# ${name:...} calls a resolver: oc.env reads the environment, others are unknown here. ${a.b} is fine.
-_RESOLVER = re.compile(r"\$\{\s*[\w.\-]*\s*:")
-
-
-def check_yaml_text(text: str, source: str) -> None:
-    """Refuse YAML that is not a plain configuration before OmegaConf builds it.
-
-    Refused with a ValueError naming ``source`` (``FILE:LINE:COLUMN`` where the parser says where):
-    syntax errors, anchors and aliases (a few lines of nested aliases expand exponentially,
-    "billion laughs"), and explicit tags such as ``!!python/object/apply`` (never constructed).
-    """
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            mark = event.start_mark
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}"
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise ValueError(f"{where}: YAML anchors and aliases (&name, *name) are not allowed in a "
-                                 "configuration; write the values out")
-            tag = getattr(event, "tag", None)
-            if tag and (not tag.startswith("tag:yaml.org,2002:") or "python/" in tag):
-                raise ValueError(f"{where}: YAML tag {tag!r} is not allowed in a configuration; remove it")
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ValueError(f"{where}: YAML syntax error: {error.problem or error.context}") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"{source}: not valid YAML ({str(error).splitlines()[0]})") from None
-
-
-def check_no_resolvers(layer: Any, source: str, path: str = "") -> None:
-    """Refuse ``${resolver:...}`` interpolations (``${oc.env:SECRET}``, unregistered names) in a layer.
-
-    The message names the key, never a resolved value: an environment variable's value is not echoed.
-    """
-    if isinstance(layer, DictConfig) or isinstance(layer, dict):
-        items = layer.items_ex(resolve=False) if isinstance(layer, DictConfig) else layer.items()
-        for key, value in items:
-            check_no_resolvers(value, source, f"{path}.{key}" if path else str(key))
-    elif isinstance(layer, (list, tuple)) or OmegaConf.is_list(layer):
-        values = OmegaConf.to_container(layer, resolve=False) if OmegaConf.is_list(layer) else layer
-        for i, value in enumerate(values):
-            check_no_resolvers(value, source, f"{path}[{i}]")
-    elif isinstance(layer, str) and _RESOLVER.search(layer):
-        raise ValueError(f"{source}: {path}: resolver interpolations such as ${{oc.env:...}} are not allowed "
-                         "in a configuration; write the value itself")
-
-
-def read_config_file(path: str | Path, what: str = "config") -> DictConfig:
-    """A YAML configuration file, checked (size, UTF-8, :func:`check_yaml_text`, no resolvers), as a DictConfig.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: anything else, naming the file and what to do.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: no such file {path}")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{what} {path}: {size} bytes, more than a configuration can be "
-                         f"({MAX_CONFIG_BYTES} bytes); pass the right file")
-    with open(path, "rb") as handle:
-        raw = handle.read(MAX_CONFIG_BYTES + 1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{what} {path}: not a UTF-8 text file (byte {error.start}); pass a YAML file") from None
-    return parse_config_text(text, str(path))
-
-
-def parse_config_text(text: str, source: str) -> DictConfig:
-    """YAML text checked by :func:`check_yaml_text` and :func:`check_no_resolvers`, as a DictConfig."""
-    if "\x00" in text:
-        raise ValueError(f"{source}: holds NUL bytes, not a YAML configuration; pass a YAML file")
-    check_yaml_text(text, source)
-    try:
-        layer = OmegaConf.create(text)
-    except (OmegaConfBaseException, yaml.YAMLError) as error:
-        raise ValueError(f"{source}: {str(error).strip().splitlines()[0]}") from None
-    if not isinstance(layer, DictConfig):
-        raise ValueError(f"{source}: expected a mapping of sections (data:, model:, ...), got a list")
-    check_no_resolvers(layer, source)
-    return layer
-
-
-def to_object(config: DictConfig, source: str) -> RunConfig:
-    """``OmegaConf.to_object`` with interpolation errors as one-line ValueErrors."""
-    try:
-        return OmegaConf.to_object(config)  # type: ignore[return-value]
-    except OmegaConfBaseException as error:
-        message = str(getattr(error, "msg", None) or error).strip().splitlines()[0]
-        key = getattr(error, "full_key", None)
-        raise ValueError(f"{source}: {key}: {message}" if key else f"{source}: {message}") from None
-
-
 def to_yaml(config: RunConfig) -> str:
     """The resolved configuration as YAML (saved in every run folder)."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
-def from_yaml(text: str, source: str = "saved config") -> RunConfig:
-    """Inverse of :func:`to_yaml`; ``source`` (e.g. the file) names the text in errors."""
-    merged = merge_layer(OmegaConf.structured(RunConfig), parse_config_text(text, source), source)
-    return to_object(merged, source)
-
-
-def load_saved_config(path: str | Path) -> RunConfig:
-    """A run folder's ``config.yaml``: checked like any config file, errors naming it."""
-    path = Path(path)
-    try:
-        return to_object(merge_layer(OmegaConf.structured(RunConfig), read_config_file(path, "run config"),
-                                     str(path)), str(path))
-    except ValueError as error:
-        raise ValueError(f"{error} (the run's config.yaml is damaged: restore it or use another run)") from None
+def from_yaml(text: str) -> RunConfig:
+    """Inverse of :func:`to_yaml`."""
+    merged = merge_layer(OmegaConf.structured(RunConfig), OmegaConf.create(text), "saved config")
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
 def _choice(value: str, choices: tuple[str, ...], name: str) -> None:

@@ -236,36 +236,8 @@ def load_checkpoint_file(
     return state
 
 
-def check_fits(state: dict[str, Any], reference: dict[str, torch.Tensor], path: Path) -> None:
-    """Raise CheckpointError unless ``state["model"]`` has exactly ``reference``'s keys and shapes.
-
-    A forged or foreign checkpoint passes its checksum; this catches it before ``load_state_dict``.
-    """
-    model = state.get("model")
-    if not isinstance(model, dict):
-        raise CheckpointError(f"checkpoint {path}: 'model' is a {type(model).__name__}, expected a state dict")
-    missing, unexpected = sorted(set(reference) - set(model)), sorted(set(model) - set(reference))
-    if missing or unexpected:
-        raise CheckpointError(f"checkpoint {path}: does not fit the model (missing keys {missing[:5]}, "
-                              f"unexpected keys {unexpected[:5]}); it belongs to another configuration")
-    for key, tensor in reference.items():
-        value = model[key]
-        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape:
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise CheckpointError(f"checkpoint {path}: {key} has shape {got}, the model expects "
-                                  f"{tuple(tensor.shape)}; it belongs to another configuration")
-
-
-def load_latest(
-    run_dir: Path, map_location: str | torch.device = "cpu",
-    accept: Callable[[dict[str, Any], Path], None] | None = None,
-) -> tuple[dict[str, Any], Path] | None:
+def load_latest(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path] | None:
     """The newest checkpoint of ``run_dir`` that passes every check, falling back over bad ones.
-
-    Args:
-        accept: an extra check ``accept(state, path)`` raising CheckpointError (e.g.
-            ``lambda s, p: check_fits(s, model.state_dict(), p)``); a refused checkpoint is
-            skipped like a corrupt one.
 
     Returns:
         ``(state, path)``, or None when the folder holds no checkpoint at all.
@@ -278,8 +250,6 @@ def load_latest(
     for path in reversed(list_checkpoints(run_dir)):
         try:
             state = load_checkpoint_file(path, map_location)
-            if accept is not None:
-                accept(state, path)
         except (CheckpointError, FileNotFoundError) as error:
             log.warning("%s; falling back to the previous checkpoint", error)
             failures.append(str(error))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from covssl.config import RunConfig, load_saved_config
+from covssl.config import RunConfig, from_yaml
 from covssl.methods.model import SSLModel, build_model
-from covssl.train.checkpoint import check_fits, load_checkpoint_file, load_latest
+from covssl.train.checkpoint import load_checkpoint_file, load_latest
 
 
 def load_run(path: str | Path) -> tuple[RunConfig, SSLModel, int]:
@@ -18,16 +18,14 @@ def load_run(path: str | Path) -> tuple[RunConfig, SSLModel, int]:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise FileNotFoundError(f"run: {run_dir} has no config.yaml; is it a covssl run folder?")
-    config = load_saved_config(config_file)
-    model = build_model(config)
-    reference = model.state_dict()
-    if path.is_dir():  # a forged or foreign checkpoint is skipped for the previous one that fits
-        loaded = load_latest(run_dir, accept=lambda state, where: check_fits(state, reference, where))
+    config = from_yaml(config_file.read_text())
+    if path.is_dir():
+        loaded = load_latest(run_dir)
         if loaded is None:
             raise FileNotFoundError(f"run: {run_dir} holds no loadable checkpoint")
         state = loaded[0]
     else:
         state = load_checkpoint_file(path)
-        check_fits(state, reference, path)
+    model = build_model(config)
     model.load_state_dict(state["model"])
     return config, model.eval(), int(state["step"])

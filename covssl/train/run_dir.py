@@ -1,12 +1,8 @@
 """The run folder: resolved config, versions and git commit, logs, checkpoints, results.
 
-A folder holds a run once it holds a checkpoint. Such a folder is never reused by accident: a
-new run is refused unless ``--resume`` (continue it: only with a configuration that describes
-the same run) or ``--overwrite`` (delete its checkpoints and logs first); the two together are
-an error. A folder without a checkpoint (a run that failed before its first step left its
-config.yaml behind) is simply reused by the next run; ``--resume`` on it, or on a folder that
-does not exist, is an error: there is nothing to resume. config.yaml and meta.json are written
-atomically (a kill leaves the old or the new file, never an empty one). ``meta.json`` records what is needed
+A folder that already holds a run is never reused by accident: a new run is refused unless
+``--resume`` (continue it: only with a configuration that describes the same run) or
+``--overwrite`` (delete its checkpoints and logs first). ``meta.json`` records what is needed
 to reproduce the result: covssl, torch and Python versions, the platform, the git commit of the
 covssl sources and whether they had uncommitted changes, the command line, and, after resumes,
 the same record of every earlier invocation.
@@ -16,14 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +32,6 @@ log = logging.getLogger(__name__)
 _RUN_FILES = ("config.yaml", "meta.json", "steps.csv", "epochs.csv", "results.json")
 # Keys that make a run what it is: resuming with another value would load weights into a
 # different model, or continue a different data order; changing anything else only warns.
-# Keys a resume may change: they decide where and how visibly the steps run, not what they compute.
-_RESUME_FREE_KEYS = ("train.progress", "train.device", "train.keep_checkpoints", "data.root", "data.download",
-                     "data.cache_dir", "train.out_dir")
 _IDENTITY_KEYS = ("model", "method", "data.dataset", "data.max_train_images", "train.seed",
                   "train.batch_size", "optim.optimizer")
 
@@ -84,115 +74,29 @@ def config_differences(old: RunConfig, new: RunConfig) -> dict[str, tuple[Any, A
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-class RunFinished(Exception):
-    """``--resume`` on a run that has written its results: there is nothing left to train."""
-
-
-def recorded_config(run_dir: Path) -> RunConfig | None:
-    """The config.yaml a run folder records (None when there is none).
-
-    Raises:
-        ValueError: the file cannot be read; the advice never deletes the checkpoints.
-    """
+def _check_same_run(run_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume a run folder with a configuration describing another run."""
     saved = run_dir / "config.yaml"
     if not saved.is_file():
-        return None
+        return
     try:
-        return from_yaml(saved.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
+        old = from_yaml(saved.read_text())
+    except ValueError as error:
         raise ValueError(
             f"train.out_dir: cannot resume {run_dir}, its config.yaml cannot be read ({error}); "
-            "give the run's configuration with -c FILE (and its overrides) to resume it"
+            "use --overwrite or another train.out_dir"
         ) from None
-
-
-def check_run_dir(config: RunConfig, resume: bool, overwrite: bool) -> None:
-    """The checks every rank can make before touching the folder (read only).
-
-    Raises:
-        ValueError: both flags; ``resume`` on a folder that is missing, is a file or holds no checkpoint.
-        RunFinished: ``resume`` on a run that has written ``results.json``.
-    """
-    run_dir = Path(config.train.out_dir)
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run "
-                         f"in {run_dir}, --overwrite deletes it; pass one of them")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"train.out_dir: {run_dir} exists and is not a folder")
-    if not resume:
-        return
-    if not run_dir.is_dir() or not list_checkpoints(run_dir):
-        where = "does not exist" if not run_dir.is_dir() else "holds no checkpoint"
-        raise ValueError(f"train.out_dir: nothing to resume, {run_dir} {where}; run without --resume to start it")
-    if (run_dir / "results.json").is_file():
-        raise RunFinished(f"the run in {run_dir} is finished (results in {run_dir / 'results.json'}); "
-                          "nothing to resume")
-
-
-def _check_same_run(run_dir: Path, config: RunConfig) -> None:
-    """Refuse to resume a run folder with a configuration that changes the recorded one."""
-    old = recorded_config(run_dir)
-    if old is None:
-        return
     changed = config_differences(old, config)
-    refused = {k: v for k, v in changed.items() if not any(k == i or k.startswith(i + ".") for i in _RESUME_FREE_KEYS)}
-    if refused:
-        identity = any(k == i or k.startswith(i + ".") for k in refused for i in _IDENTITY_KEYS)
-        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        what = "a different run" if identity else "a run recorded with other settings"
+    locked = {k: v for k, v in changed.items() if any(k == i or k.startswith(i + ".") for i in _IDENTITY_KEYS)}
+    if locked:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in locked.items()))
         raise ValueError(
-            f"train.out_dir: {run_dir} holds {what}; --resume cannot continue it with {listed}. "
-            "A resume continues the recorded config.yaml: drop these overrides, or start a new run "
-            "in another train.out_dir"
+            f"train.out_dir: {run_dir} holds a different run; --resume cannot continue it with {listed}. "
+            "Use --overwrite to replace it, or another train.out_dir"
         )
     if changed:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         log.warning("resuming %s with changed settings: %s", run_dir, listed)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file: a kill leaves the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir/.lock`` (creating the folder) for the life of a run.
-
-    Raises:
-        ValueError: another process holds it (named with its PID and start time).
-    """
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / ".lock", "a+")
-    except OSError as error:
-        raise ValueError(f"train.out_dir: cannot write to {run_dir} ({error.strerror or error})") from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ValueError(f"train.out_dir: {run_dir} is in use by {holder}; wait for it to end, "
-                             "or choose another train.out_dir") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} (started {time.strftime('%Y-%m-%dT%H:%M:%S%z')})\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the lock
 
 
 def run_metadata() -> dict[str, Any]:
@@ -209,16 +113,6 @@ def run_metadata() -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a temporary file next to ``path``, then rename it over ``path`` (removed on failure)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def prepare_run_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
     """Create (or reuse, when resuming) the run folder and record the config and versions.
 
@@ -232,8 +126,7 @@ def prepare_run_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
 
     Raises:
         ValueError: the folder holds a run and neither flag is set, holds a different run and
-            ``resume`` is set, holds nothing to resume, both flags are set, is a file, or cannot
-            be written.
+            ``resume`` is set, is a file, or cannot be written.
 
     Examples:
         >>> run_dir = prepare_run_dir(load_config(), resume=False, overwrite=False)  # doctest: +SKIP
@@ -241,21 +134,11 @@ def prepare_run_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
         ['config.yaml', 'meta.json']
     """
     run_dir = Path(config.train.out_dir)
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run in "
-                         f"{run_dir}, --overwrite deletes it; pass one")
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"train.out_dir: {run_dir} exists and is not a folder")
-    holds_run = run_dir.is_dir() and bool(list_checkpoints(run_dir))
-    if resume and not holds_run:
-        where = "does not exist" if not run_dir.exists() else "holds no checkpoint"
-        raise ValueError(f"--resume: nothing to resume, {run_dir} {where}; run without --resume to start the run")
+    holds_run = run_dir.is_dir() and bool(list_checkpoints(run_dir) or (run_dir / "config.yaml").exists())
     if holds_run and resume:
         _check_same_run(run_dir, config)
-    elif run_dir.is_dir() and not holds_run:  # leftovers of a run that stopped before its first checkpoint
-        for name in _RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
     elif holds_run:
         if not overwrite:
             raise ValueError(
@@ -276,8 +159,8 @@ def prepare_run_dir(config: RunConfig, resume: bool, overwrite: bool) -> Path:
             pass  # an unreadable record is not worth refusing the resume over
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(run_dir / "config.yaml", to_yaml(config))
-        _write_atomically(run_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+        (run_dir / "config.yaml").write_text(to_yaml(config))
+        (run_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as error:
         raise ValueError(f"train.out_dir: cannot write to {run_dir} ({error.strerror or error})") from None
     return run_dir
